@@ -1,0 +1,141 @@
+"""Queue messages: small versioned JSON that carries ids only, never tokens or event bodies.
+
+Every message has ``v`` (the version), ``kind`` and ``account``. ``parse_message`` turns text into
+one of the dataclasses below or raises ``BadMessage`` naming what is wrong, so a malformed message
+fails loudly and the host retries it into the poison queue, where it is kept for an operator.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar, Literal, get_args
+
+from shared.config import OUTBOUND_QUEUE, SUBSCRIPTIONS_QUEUE, SYNC_QUEUE
+from shared.errors import BadMessage
+from shared.ids import is_account_id
+
+VERSION = 1
+
+SyncReason = Literal["notification", "timer", "lifecycle", "connect", "continue", "manual"]
+
+
+@dataclass(frozen=True)
+class Message:
+    kind: ClassVar[str]
+    queue: ClassVar[str]
+    account: str
+
+    def to_json(self) -> str:
+        return json.dumps({"v": VERSION, "kind": self.kind, **asdict(self)}, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class Sync(Message):
+    """Run (a slice of) the account's delta round."""
+
+    kind: ClassVar[str] = "sync"
+    queue: ClassVar[str] = SYNC_QUEUE
+    reason: SyncReason = "notification"
+    full: bool = False
+
+
+@dataclass(frozen=True)
+class Subscribe(Message):
+    """Make sure the account has its subscriptions (create what is missing)."""
+
+    kind: ClassVar[str] = "subscribe"
+    queue: ClassVar[str] = SUBSCRIPTIONS_QUEUE
+
+
+@dataclass(frozen=True)
+class Renew(Message):
+    """Extend one subscription's expiry (recreate it when Graph answers 404)."""
+
+    kind: ClassVar[str] = "renew"
+    queue: ClassVar[str] = SUBSCRIPTIONS_QUEUE
+    subscription: str = ""
+
+
+@dataclass(frozen=True)
+class Reauthorize(Message):
+    """Answer a reauthorizationRequired lifecycle event for one subscription."""
+
+    kind: ClassVar[str] = "reauthorize"
+    queue: ClassVar[str] = SUBSCRIPTIONS_QUEUE
+    subscription: str = ""
+
+
+@dataclass(frozen=True)
+class Unsubscribe(Message):
+    """Delete the account's subscriptions at Graph (disconnect, unsupported)."""
+
+    kind: ClassVar[str] = "unsubscribe"
+    queue: ClassVar[str] = SUBSCRIPTIONS_QUEUE
+
+
+@dataclass(frozen=True)
+class Outbound(Message):
+    """Carry one booking's desired version to Outlook."""
+
+    kind: ClassVar[str] = "outbound"
+    queue: ClassVar[str] = OUTBOUND_QUEUE
+    booking: str = ""
+    version: int = 0
+
+
+MESSAGE_TYPES: dict[str, type[Message]] = {
+    cls.kind: cls for cls in (Sync, Subscribe, Renew, Reauthorize, Unsubscribe, Outbound)
+}
+
+# Fields that must be non-empty strings beyond `account`.
+_REQUIRED_TEXT = {"subscription", "booking"}
+
+
+def parse_message(text: str | bytes) -> Message:
+    """Parse a queue message body.
+
+    :raises BadMessage: for invalid JSON, an unknown version or kind, a missing or mistyped field.
+    """
+    try:
+        data = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadMessage(f"message is not valid JSON ({exc.__class__.__name__})") from None
+    if not isinstance(data, dict):
+        raise BadMessage("message is not a JSON object")
+    if data.get("v") != VERSION:
+        raise BadMessage(f"unknown message version {data.get('v')!r} (this code reads v{VERSION})")
+    kind = data.get("kind")
+    cls = MESSAGE_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise BadMessage(f"unknown message kind {kind!r}")
+    if not is_account_id(data.get("account")):
+        raise BadMessage(f"{kind} message has no valid account id")
+    values: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name not in data:
+            if f.name in _REQUIRED_TEXT:
+                raise BadMessage(f"{kind} message misses {f.name!r}")
+            continue
+        value = data[f.name]
+        _check_type(cls.kind, f.name, value, f.type)
+        values[f.name] = value
+    unknown = set(data) - {f.name for f in fields(cls)} - {"v", "kind"}
+    if unknown:
+        raise BadMessage(f"{kind} message has unknown fields {sorted(unknown)}")
+    return cls(**values)
+
+
+def _check_type(kind: str, name: str, value: object, annotation: object) -> None:
+    expected = str(annotation)
+    ok: bool
+    if expected == "bool":
+        ok = isinstance(value, bool)
+    elif expected == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif expected == "SyncReason":
+        ok = value in get_args(SyncReason)
+    else:
+        ok = isinstance(value, str) and (bool(value) or name not in _REQUIRED_TEXT)
+    if not ok:
+        raise BadMessage(f"{kind} message has an invalid {name!r}")

@@ -1,0 +1,1 @@
+"""Operations: structured logging with secret redaction, the journal, health."""

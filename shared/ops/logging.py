@@ -1,0 +1,68 @@
+"""Structured logging: context (account, tenant, calendar, stage, request ids) bound once per unit of
+work and appended to every log line, and a record factory that redacts every record in the process.
+
+The Functions Python worker forwards only a record's message to the host, so context goes into the
+message text (``... [account=abc stage=delta]``), where a support engineer searching App Insights
+finds it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from shared.ops.redaction import redact
+
+CONTEXT_FIELDS = ("invocation", "account", "tenant", "calendar", "stage", "request_id", "client_request_id")
+
+_context: ContextVar[dict[str, str]] = ContextVar("log_context", default={})  # noqa: B039 - never mutated
+_installed = False
+
+
+@contextmanager
+def log_context(**fields: str | None) -> Iterator[None]:
+    """Bind context for everything logged inside the block (async-safe through contextvars)."""
+    unknown = set(fields) - set(CONTEXT_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown log context fields: {sorted(unknown)}")
+    merged = {**_context.get(), **{k: v for k, v in fields.items() if v}}
+    token = _context.set(merged)
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def current_context() -> dict[str, str]:
+    return dict(_context.get())
+
+
+def install_redaction() -> None:
+    """Make every log record in this process redacted and carry the bound context. Idempotent."""
+    global _installed
+    if _installed:
+        return
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string must not lose the line
+            message = str(record.msg)
+        context = _context.get()
+        if context:
+            message += " [" + " ".join(f"{k}={context[k]}" for k in CONTEXT_FIELDS if k in context) + "]"
+        record.msg = redact(message)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        for key, value in context.items():
+            setattr(record, key, value)
+        return record
+
+    logging.setLogRecordFactory(factory)
+    _installed = True
