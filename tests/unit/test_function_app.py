@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 
-import azure.functions as func
 import pytest
 
 import function_app
 
 
 @pytest.fixture(scope="module")
-def functions() -> dict[str, func.FunctionBuilder]:
+def functions():
     # get_functions() may be called once per app instance (platform notes §4).
     return {f.get_function_name(): f for f in function_app.app.get_functions()}
 
