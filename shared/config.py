@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from shared.errors import ConfigError
+from shared.ops.redaction import register_secret
 
 # Queue names (design.md "Queues and messages"); the host adds the `-poison` twins.
 SYNC_QUEUE = "sync"
@@ -263,8 +264,15 @@ class Settings:
 
 @cache
 def get_settings() -> Settings:
-    """The process's settings, read from the environment on first use."""
-    return Settings.from_env(os.environ)
+    """The process's settings, read from the environment on first use. Their secret values are
+    registered with the log redaction, so no log line can carry them."""
+    settings = Settings.from_env(os.environ)
+    for spec in SETTINGS:
+        if spec.secret:
+            register_secret(os.environ.get(spec.name))
+    for key in settings.client_state_keys:
+        register_secret(base64.b64encode(key.key).decode())
+    return settings
 
 
 def storage_settings() -> StorageSettings:

@@ -123,9 +123,14 @@ class StorageConflict(SyncError):
     retryable = True
 
 
+class RowNotFound(SyncError):
+    """A conditional update or delete named a row that does not exist (anymore)."""
+
+
 class TransactionTooLarge(SyncError):
-    """An atomic table transaction would exceed 100 entities or 4 MiB, or repeats an entity. It is
-    refused, never silently split; the caller must size its transaction."""
+    """An atomic table transaction would exceed 100 entities or 4 MiB, spans partitions, or writes
+    one row twice with an ETag condition. It is refused, never silently split; the caller must
+    size its transaction."""
 
 
 class EntityTooLarge(SyncError):

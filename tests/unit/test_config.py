@@ -1,0 +1,102 @@
+"""Settings: one canonical list, validated in one go, read on first use only."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shared.config import SETTINGS, ReadBy, Settings
+from shared.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def sample_values() -> dict[str, str]:
+    return json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
+
+
+def test_sample_settings_hold_exactly_the_canonical_list():
+    assert list(sample_values()) == [s.name for s in SETTINGS]
+
+
+def test_sample_settings_are_valid():
+    settings = Settings.from_env(sample_values())
+    assert settings.storage.connection_string == "UseDevelopmentStorage=true"
+    assert settings.scopes == ("Calendars.ReadWrite", "User.Read")
+    assert settings.authority == "https://127.0.0.1:7443/organizations"
+    assert settings.client_state_keys[0].key_id == "k1"
+    assert len(settings.connect_signing_key) == 32
+    assert settings.callbacks_enabled is False
+
+
+def test_host_read_settings_are_marked():
+    host = {s.name for s in SETTINGS if s.read_by in (ReadBy.HOST, ReadBy.BOTH)}
+    assert host == {"AzureWebJobsStorage", "FUNCTIONS_WORKER_RUNTIME", "RECONCILE_SCHEDULE", "RENEW_SCHEDULE",
+                    "APPLICATIONINSIGHTS_CONNECTION_STRING"}
+
+
+def test_every_missing_required_setting_is_named_in_one_error():
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({})
+    names = {p.split(":")[0] for p in raised.value.problems}
+    assert names == {"AzureWebJobsStorage", "KEY_VAULT_URL", "CLIENT_ID", "PUBLIC_BASE_URL", "CLIENT_STATE_KEYS",
+                     "CONNECT_SIGNING_KEY", "ALLOWED_RETURN_URLS", "CLIENT_SECRET or CLIENT_CERTIFICATE_NAME"}
+
+
+def test_malformed_values_are_reported_without_their_values():
+    env = sample_values() | {"CONNECT_SIGNING_KEY": "not base64 secret!!", "LEASE_SECONDS": "-3",
+                             "SCOPES": "openid Calendars.Read", "PUBLIC_BASE_URL": "http://example.com",
+                             "CONFLICT_POLICY": "coin_flip", "CLIENT_STATE_KEYS": "k1:c2hvcnQ="}
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env(env)
+    text = str(raised.value)
+    for name in ("CONNECT_SIGNING_KEY", "LEASE_SECONDS", "SCOPES", "PUBLIC_BASE_URL", "CONFLICT_POLICY",
+                 "CLIENT_STATE_KEYS"):
+        assert name in text
+    assert "not base64 secret" not in text
+    assert "c2hvcnQ=" not in text
+
+
+def test_empty_values_mean_absent_and_defaults_apply():
+    env = sample_values() | {"LEASE_SECONDS": "", "SAAS_CALLBACK_URL": ""}
+    settings = Settings.from_env(env)
+    assert settings.lease_seconds == 300
+    assert settings.saas_callback_url is None
+
+
+def test_callback_url_and_secret_go_together():
+    with pytest.raises(ConfigError, match="SAAS_CALLBACK_URL and SAAS_CALLBACK_SECRET"):
+        Settings.from_env(sample_values() | {"SAAS_CALLBACK_URL": "https://saas.example.com/hook"})
+
+
+def test_identity_based_storage_is_accepted():
+    env = sample_values() | {"AzureWebJobsStorage": "",
+                             "AzureWebJobsStorage__tableServiceUri": "https://acct.table.core.windows.net",
+                             "AzureWebJobsStorage__queueServiceUri": "https://acct.queue.core.windows.net",
+                             "AzureWebJobsStorage__credential": "managedidentity",
+                             "AzureWebJobsStorage__clientId": "1111"}
+    storage = Settings.from_env(env).storage
+    assert storage.connection_string is None
+    assert storage.table_uri == "https://acct.table.core.windows.net"
+    assert (storage.credential, storage.client_id) == ("managedidentity", "1111")
+
+
+def test_secrets_are_not_in_repr():
+    settings = Settings.from_env(sample_values())
+    text = repr(settings)
+    assert sample_values()["CLIENT_SECRET"] not in text
+    assert "connect_signing_key" not in text
+
+
+def test_importing_the_app_reads_no_settings_and_loads_no_graph_sdk():
+    # The host imports function_app.py to index functions, with whatever settings exist; a cold
+    # start must not pay for msgraph-sdk on the webhook path.
+    code = ("import sys, function_app; function_app.app.get_functions(); "
+            "print(any(m.startswith(('msgraph', 'msal')) for m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={"PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "False"
