@@ -75,7 +75,7 @@ async def test_cross_partition_index_rows_are_written_first_and_verified_on_read
     by_user = index_row("tu:t1", "u1", account)
     by_ref = index_row("ref:saas-42", "", account)
     recorder = RecordingStore(tables)
-    await write_indexed(recorder, table, account, [by_user, by_ref])
+    await write_indexed(recorder, table, account, [by_user, by_ref])  # type: ignore[arg-type]
     assert recorder.writes == [("tu:t1", "u1"), ("ref:saas-42", ""), ("acct-1", "")]
 
     def is_t1_u1(row: Row) -> bool:

@@ -72,5 +72,5 @@ async def test_context_is_isolated_between_tasks(caplog):
 
 
 def test_unknown_context_field_is_refused():
-    with pytest.raises(ValueError, match="unknown log context"), log_context(token="x"):  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown log context"), log_context(token="x"):
         pass
