@@ -1,0 +1,54 @@
+"""What a trigger needs, built once per process on first use: settings, stores, journal, clock.
+
+``get_services()`` is the only place that wires the Azure versions together; unit tests build a
+``Services`` from the in-memory versions with ``in_memory_services``. Nothing here runs at import.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from shared.config import Settings, get_settings
+from shared.ops.journal import Journal
+from shared.store.ports import TableStore, WorkQueue
+
+Clock = Callable[[], float]
+
+
+@dataclass
+class Services:
+    settings: Settings
+    tables: TableStore
+    queue: WorkQueue
+    journal: Journal
+    clock: Clock = time.time
+
+    async def close(self) -> None:
+        for resource in (self.tables, self.queue):
+            close = getattr(resource, "close", None)
+            if close is not None:
+                await close()
+
+
+_services: Services | None = None
+
+
+def get_services() -> Services:
+    """The process's services; the Azure clients connect lazily on their first call."""
+    global _services
+    if _services is None:
+        from shared.store.factory import build_table_store, build_work_queue
+
+        settings = get_settings()
+        tables = build_table_store(settings.storage)
+        _services = Services(settings, tables, build_work_queue(settings.storage), Journal(tables))
+    return _services
+
+
+def in_memory_services(settings: Settings, clock: Clock = time.time) -> Services:
+    from shared.store.memory import InMemoryTableStore, InMemoryWorkQueue
+
+    tables = InMemoryTableStore()
+    return Services(settings, tables, InMemoryWorkQueue(clock), Journal(tables, clock), clock)
