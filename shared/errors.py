@@ -36,6 +36,15 @@ class BadMessage(SyncError):
     The trigger lets it fail, so the host retries it into the poison queue where it is kept."""
 
 
+class InvalidToken(SyncError):
+    """A connect link, result token or OAuth state that is malformed, tampered, replayed or expired.
+    Answered with a 4xx page or body; nothing changes."""
+
+    def __init__(self, message: str, *, expired: bool = False) -> None:
+        self.expired = expired
+        super().__init__(message)
+
+
 # --- authentication ------------------------------------------------------------------------------
 
 

@@ -20,6 +20,10 @@ class InMemoryTableStore:
         self._tables: dict[str, dict[tuple[str, str], tuple[dict[str, Value], str]]] = {}
         self._etags = itertools.count(1)
 
+    def rows(self, table: str) -> list[Row]:
+        """Every row of a table, in no particular order (for tests and leak scans)."""
+        return [Row(k[0], k[1], dict(v[0]), v[1]) for k, v in self._table(table).items()]
+
     def _table(self, name: str) -> dict[tuple[str, str], tuple[dict[str, Value], str]]:
         return self._tables.setdefault(name, {})
 

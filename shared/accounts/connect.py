@@ -1,0 +1,404 @@
+"""Connecting a mailbox: connect sessions, the OAuth callback, the SaaS's confirm, reconnect and
+disconnect (design.md "Functions" and "Auth, tokens and account statuses").
+
+The flow, and why it is shaped so:
+1. The SaaS backend creates a session for its user's external reference and a return URL, and gets
+   a signed link that works until it expires (so a mail scanner opening it first does no harm).
+2. Opening the link starts msal's auth-code flow (state, nonce, PKCE); the flow is kept server side
+   in ``oauthflows`` for ten minutes and its ``state`` is consumed once.
+3. The callback redeems the code, stores the refresh state in the vault (with an expiry), records a
+   *pending* generation and redirects to the return URL with a short-lived signed result token.
+4. The SaaS backend confirms with that token and its logged-in user's reference. Only then does the
+   generation become live. A link sent to a victim therefore binds nothing to the attacker: the
+   confirm must come from the SaaS session of the reference that created the link.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from shared.accounts.model import Account, Identity, PendingGeneration, Status
+from shared.accounts.repository import AccountRepository
+from shared.accounts.status import raise_app_alarm, record_status_change
+from shared.auth.ports import IdentityProvider, MailboxDirectory, TokenVault
+from shared.errors import (
+    AccountAuthError,
+    AppAuthError,
+    InvalidToken,
+    MailboxUnsupported,
+    RowNotFound,
+    StorageConflict,
+)
+from shared.http import HttpResult, error_result, json_result, page, redirect
+from shared.ids import is_account_id, new_account_id
+from shared.messages import Subscribe, Sync
+from shared.ops.journal import JournalEntry
+from shared.ops.logging import log_context
+from shared.services import Services
+from shared.signing import read_token, sign_token
+from shared.store.ports import BOOKINGS, CALENDARS, MAILBOX, OAUTHFLOWS, OUTBOX, SUBSCRIPTIONS, Row, TableOp
+
+log = logging.getLogger("shared.connect")
+
+LINK_PURPOSE = "connect-link"
+RESULT_PURPOSE = "connect-result"
+FLOW_TTL_SECONDS = 600
+MAX_REF_LENGTH = 256
+MAX_QUERY_LENGTH = 8192
+CALLBACK_PATH = "/api/oauth/callback"
+RESULT_PARAM = "connect_result"
+
+START_AGAIN = "Go back to the application and start connecting your calendar again."
+
+
+@dataclass
+class Connector:
+    services: Services
+    identity: IdentityProvider
+    vault: TokenVault
+    directory: MailboxDirectory
+
+    @property
+    def repo(self) -> AccountRepository:
+        return AccountRepository(self.services.tables)
+
+    @property
+    def _key(self) -> bytes:
+        return self.services.settings.connect_signing_key
+
+    # --- 1. connect sessions -----------------------------------------------------------------------
+
+    async def create_session(self, body: bytes) -> HttpResult:
+        """POST /api/connect-sessions {external_ref, return_url, login_hint?, account?}."""
+        try:
+            request = _json_object(body)
+            external_ref = _text(request, "external_ref", MAX_REF_LENGTH)
+            return_url = _text(request, "return_url", 2048)
+            login_hint = _optional_text(request, "login_hint", 256)
+        except ValueError as exc:
+            return error_result(400, "invalid_request", str(exc))
+        if not self._return_url_allowed(return_url):
+            return error_result(400, "return_url_not_allowed",
+                                "return_url must match one of ALLOWED_RETURN_URLS in scheme, host, port and path")
+        return json_result(201, self._session(external_ref, return_url, login_hint))
+
+    def _session(self, external_ref: str, return_url: str, login_hint: str | None) -> dict[str, Any]:
+        settings = self.services.settings
+        now = self.services.clock()
+        ttl = settings.connect_link_minutes * 60
+        claims = {"ref": external_ref, "ret": return_url, **({"hint": login_hint} if login_hint else {})}
+        token = sign_token(self._key, LINK_PURPOSE, claims, now=now, ttl_seconds=ttl)
+        return {"url": f"{settings.public_base_url}/api/connect/{token}", "expires_at": now + ttl}
+
+    def _return_url_allowed(self, url: str) -> bool:
+        candidate = urlsplit(url)
+        for allowed in self.services.settings.allowed_return_urls:
+            target = urlsplit(allowed)
+            if (candidate.scheme, candidate.hostname, candidate.port, candidate.path) == \
+                    (target.scheme, target.hostname, target.port, target.path) and not candidate.fragment \
+                    and not candidate.username and not candidate.password:
+                return True
+        return False
+
+    # --- 2. the link -------------------------------------------------------------------------------
+
+    async def open_link(self, token: str) -> HttpResult:
+        """GET /api/connect/{session}: start the sign-in; the link works until it expires."""
+        try:
+            claims = read_token(self._key, LINK_PURPOSE, token, now=self.services.clock())
+        except InvalidToken as exc:
+            title = "This link has expired" if exc.expired else "This link is not valid"
+            return page(400 if not exc.expired else 410, title, "The connect link cannot be used.", hint=START_AGAIN)
+        try:
+            start = await self.identity.start(self._redirect_uri, login_hint=claims.get("hint"))
+        except AppAuthError as exc:
+            return await self._app_failure(exc)
+        now = self.services.clock()
+        await self.services.tables.insert(OAUTHFLOWS, Row(start.state, "", {
+            "flow": json.dumps(dict(start.flow)), "external_ref": claims["ref"], "return_url": claims["ret"],
+            "expires_at": now + FLOW_TTL_SECONDS}))
+        return redirect(start.auth_uri)
+
+    @property
+    def _redirect_uri(self) -> str:
+        return self.services.settings.public_base_url + CALLBACK_PATH
+
+    # --- 3. the callback ---------------------------------------------------------------------------
+
+    async def callback(self, query: Mapping[str, str], raw_query_length: int) -> HttpResult:
+        """GET /api/oauth/callback?code&state (or ?error&error_description&state)."""
+        if raw_query_length > MAX_QUERY_LENGTH:
+            return page(414, "Request too long", "The sign-in response is too long to be genuine.", hint=START_AGAIN)
+        state = query.get("state", "")
+        flow_row = await self._consume_flow(state) if state else None
+        if flow_row is None:
+            return page(400, "This sign-in cannot be completed",
+                        "The sign-in response is unknown, was already used, or has expired.", hint=START_AGAIN)
+        if "error" in query:
+            await self.services.journal.record(None, JournalEntry(
+                "connect", "error", stage="authorize", error_class=query["error"][:64]))
+            return _idp_error_page(query["error"], query.get("error_description", ""))
+        if not query.get("code"):
+            return page(400, "This sign-in cannot be completed", "The sign-in response carries no code.",
+                        hint=START_AGAIN)
+        flow = json.loads(str(flow_row.get("flow")))
+        try:
+            grant = await self.identity.redeem(flow, dict(query))
+            profile = await self.directory.profile(grant.access_token)
+        except InvalidToken:
+            return page(400, "This sign-in cannot be completed", "The sign-in response does not match this sign-in.",
+                        hint=START_AGAIN)
+        except AccountAuthError as exc:
+            await self.services.journal.record(None, JournalEntry.failure("connect", exc, stage="redeem"))
+            return page(400, "Sign-in was not completed", "Microsoft did not accept the sign-in.", hint=START_AGAIN)
+        except AppAuthError as exc:
+            return await self._app_failure(exc)
+        except MailboxUnsupported as exc:
+            await self.services.journal.record(None, JournalEntry.failure("connect", exc, stage="profile"))
+            return page(400, "This calendar cannot be connected",
+                        "This mailbox cannot be reached through Microsoft Graph (for example, it is hosted "
+                        "on-premises or has no Exchange Online licence).")
+        identity = replace(grant.identity, display_name=profile.display_name or grant.identity.display_name,
+                           mailbox=profile.mailbox, username=grant.identity.username or profile.username)
+        account, generation = await self._record_pending(identity, grant.scopes, grant.token_state,
+                                                         str(flow_row.get("external_ref")))
+        now = self.services.clock()
+        result = sign_token(self._key, RESULT_PURPOSE, {"acc": account, "gen": generation,
+                                                        "ref": flow_row.get("external_ref")},
+                            now=now, ttl_seconds=self.services.settings.result_token_minutes * 60)
+        with log_context(account=account, tenant=identity.tenant, stage="callback"):
+            await self.services.journal.record(account, JournalEntry(
+                "connect", "ok", stage="callback", counts={"generation": generation}))
+        return redirect(_with_query(str(flow_row.get("return_url")), {RESULT_PARAM: result, "account": account}))
+
+    async def _consume_flow(self, state: str) -> Row | None:
+        """The flow for ``state``, deleted so it works once; None when unknown, used or expired."""
+        if len(state) > 512:
+            return None
+        row = await self.services.tables.get(OAUTHFLOWS, state, "")
+        if row is None:
+            return None
+        try:
+            await self.services.tables.transact(OAUTHFLOWS, [TableOp.delete(state, "", row.etag)])
+        except (StorageConflict, RowNotFound):  # a concurrent callback consumed it first
+            return None
+        if float(row.get("expires_at", 0)) <= self.services.clock():
+            return None
+        return row
+
+    async def _record_pending(self, identity: Identity, scopes: tuple[str, ...], token_state: str,
+                              external_ref: str) -> tuple[str, int]:
+        """Store the token and a pending generation: beside the live account of this mailbox, or in a
+        new account that nothing runs for until the confirm."""
+        settings, now = self.services.settings, self.services.clock()
+        expires_at = now + settings.result_token_minutes * 60
+        for _ in range(5):
+            account = await self.repo.find_by_mailbox(identity.tenant, identity.user)
+            if account is None:
+                account = await self.repo.create(Account(new_account_id(), identity, Status.PENDING, generation=0,
+                                                         status_changed_at=now))
+            generation = await self.repo.next_generation(account)
+            pending = PendingGeneration(account.account, generation, identity, scopes, now, external_ref, expires_at)
+            # The secret first, with the pending expiry: a crash leaves a secret that expires by itself.
+            await self.vault.put(pending.secret_name, token_state, expires_on=expires_at, tags={
+                "account": account.account, "generation": str(generation), "tenant": identity.tenant,
+                "user": identity.user})
+            try:
+                await self.repo.add_generation(pending)
+            except StorageConflict:
+                continue  # a concurrent callback for this mailbox took the number: take the next
+            return account.account, generation
+        raise StorageConflict("could not record the connection: too many concurrent callbacks")
+
+    # --- 4. confirm --------------------------------------------------------------------------------
+
+    async def confirm(self, account_id: str, body: bytes) -> HttpResult:
+        """POST /api/accounts/{account}/confirm {result, external_ref, move?}."""
+        try:
+            request = _json_object(body)
+            result = _text(request, "result", 4096)
+            external_ref = _text(request, "external_ref", MAX_REF_LENGTH)
+            move = request.get("move", False)
+            if not isinstance(move, bool):
+                raise ValueError("move must be true or false")
+        except ValueError as exc:
+            return error_result(400, "invalid_request", str(exc))
+        try:
+            claims = read_token(self._key, RESULT_PURPOSE, result, now=self.services.clock())
+        except InvalidToken as exc:
+            return error_result(410 if exc.expired else 400, "result_expired" if exc.expired else "result_invalid",
+                                str(exc))
+        if claims.get("acc") != account_id:
+            return error_result(403, "result_for_another_account", "the result token belongs to another account")
+        if claims.get("ref") != external_ref:
+            return error_result(403, "result_for_another_reference",
+                                "the result token was issued to a connect session of another external_ref")
+        return await self._confirm(account_id, int(claims["gen"]), external_ref, move)
+
+    async def _confirm(self, account_id: str, generation: int, external_ref: str, move: bool) -> HttpResult:
+        for _ in range(5):
+            account = await self.repo.get(account_id)
+            if account is None:
+                return error_result(404, "account_not_found", "no such account")
+            if account.status == Status.DISCONNECTED:
+                return error_result(409, "account_disconnected", "the account is disconnected; connect again")
+            pending = await self.repo.get_generation(account_id, generation)
+            if pending is None:
+                if account.generation == generation and account.external_ref == external_ref:
+                    return json_result(200, describe(account))  # confirmed already: idempotent
+                return error_result(410, "connection_expired", "this connection expired or was replaced; connect again")
+            if pending.expires_at <= self.services.clock():
+                return error_result(410, "connection_expired", "this connection expired; connect again")
+            bound = account.external_ref
+            if bound is not None and bound != external_ref and not move:
+                return error_result(409, "mailbox_bound_to_another_reference",
+                                    "this mailbox is connected for another external_ref; confirm with move=true "
+                                    "to move it")
+            # Make the new secret permanent before the account points at it.
+            await self.vault.clear_expiry(pending.secret_name)
+            previous = account
+            live = replace(account, identity=pending.identity, status=Status.ACTIVE, reason=None,
+                           generation=generation, scopes=pending.scopes, consented_at=pending.consented_at,
+                           external_ref=external_ref, status_changed_at=self.services.clock())
+            try:
+                live = await self.repo.save(live)
+            except StorageConflict:
+                continue
+            await self._after_confirm(previous, live, pending)
+            return json_result(200, describe(live))
+        return error_result(409, "busy", "the account kept changing; try again")
+
+    async def _after_confirm(self, previous: Account, live: Account, pending: PendingGeneration) -> None:
+        if previous.generation and previous.generation != live.generation:
+            await self.vault.delete(previous.secret_name)
+        if previous.external_ref and previous.external_ref != live.external_ref:
+            await self.repo.drop_ref_index(previous.external_ref, live.account)
+        await self.repo.delete_generation(live.account, pending.generation)
+        await self.services.queue.send(Subscribe(account=live.account))
+        await self.services.queue.send(Sync(account=live.account, reason="connect", full=True))
+        kind = "reconnect" if previous.generation else "connect"
+        await self.services.journal.record(live.account, JournalEntry(
+            kind, "ok", stage="confirm", counts={"generation": live.generation}))
+        await record_status_change(self.services, previous.status, live)
+
+    # --- reading and disconnecting -----------------------------------------------------------------
+
+    async def get_account(self, account_id: str) -> HttpResult:
+        """GET /api/accounts/{account}: status, and a fresh connect link when a reconnect is needed."""
+        account = await self.repo.get(account_id) if is_account_id(account_id) else None
+        if account is None:
+            return error_result(404, "account_not_found", "no such account")
+        body = describe(account)
+        if account.status == Status.NEEDS_RECONNECT and account.external_ref:
+            session = self._session(account.external_ref, self.services.settings.allowed_return_urls[0],
+                                    account.identity.username or None)
+            body["reconnect_url"] = session["url"]
+            body["reconnect_url_expires_at"] = session["expires_at"]
+        return json_result(200, body)
+
+    async def disconnect(self, account_id: str, *, purge: bool) -> HttpResult:
+        """DELETE /api/accounts/{account}[?purge=true]: stop everything for the account, delete its
+        token, and keep or purge its stored data."""
+        account = await self.repo.get(account_id) if is_account_id(account_id) else None
+        if account is None:
+            return error_result(404, "account_not_found", "no such account")
+        previous = account
+        if account.status != Status.DISCONNECTED:
+            for _ in range(5):
+                try:
+                    account = await self.repo.save(replace(account, status=Status.DISCONNECTED, reason="by_request",
+                                                           status_changed_at=self.services.clock()))
+                    break
+                except StorageConflict:
+                    reloaded = await self.repo.get(account_id)
+                    assert reloaded is not None
+                    account = reloaded
+            await record_status_change(self.services, previous.status, account)
+        # Subscriptions arrive with the notification layer, which deletes them at Graph here, before
+        # the secret that authorises the delete is gone.
+        for pending in await self.repo.generations(account.account):
+            await self.vault.delete(pending.secret_name)
+            await self.repo.delete_generation(account.account, pending.generation)
+        if account.generation:
+            await self.vault.delete(account.secret_name)
+        if purge:
+            await self._purge(account.account)
+        await self.services.journal.record(account.account, JournalEntry("disconnect", "ok",
+                                                                         detail="purged" if purge else "kept data"))
+        return json_result(200, {**describe(account), "purged": purge})
+
+    async def _purge(self, account_id: str) -> None:
+        tables = self.services.tables
+        for table in (MAILBOX, CALENDARS, SUBSCRIPTIONS, BOOKINGS, OUTBOX):
+            keys = [r.row async for r in tables.query(table, account_id)]
+            await tables.bulk_write(table, [TableOp.delete(account_id, k) for k in keys])
+
+    async def _app_failure(self, error: AppAuthError) -> HttpResult:
+        await raise_app_alarm(self.services, error)
+        return page(503, "Connecting is unavailable", "The service cannot sign in to Microsoft right now. "
+                    "The operators have been alerted; please try again later.")
+
+
+def describe(account: Account) -> dict[str, Any]:
+    """The account as the SaaS sees it: no tokens, no secret names."""
+    return {
+        "account": account.account, "status": account.status.value, "reason": account.reason,
+        "external_ref": account.external_ref, "tenant": account.identity.tenant, "user": account.identity.user,
+        "username": account.identity.username, "mailbox": account.identity.mailbox,
+        "display_name": account.identity.display_name, "scopes": list(account.scopes),
+        "consented_at": account.consented_at or None, "generation": account.generation,
+    }
+
+
+_IDP_ERRORS = {
+    "access_denied": ("Access was not granted", "You (or your administrator) declined the permissions the "
+                      "calendar connection needs. Nothing was connected."),
+    "consent_required": ("Consent is required", "Your organisation requires an administrator to approve "
+                         "this application before you can connect. Nothing was connected."),
+    "interaction_required": ("Sign-in needs more steps", "Microsoft needs you to complete sign-in "
+                             "interactively. Nothing was connected."),
+    "login_required": ("Sign-in is required", "Microsoft needs you to sign in. Nothing was connected."),
+}
+
+
+def _idp_error_page(error: str, description: str) -> HttpResult:
+    title, message = _IDP_ERRORS.get(error, ("Sign-in failed", "Microsoft reported an error. Nothing was connected."))
+    # The description comes from the query string: shown escaped and shortened, never as markup.
+    detail = f"Details from Microsoft: {description[:300]}" if description else ""
+    return page(400, title, message, hint=(detail + " " + START_AGAIN).strip())
+
+
+def _with_query(url: str, params: Mapping[str, str]) -> str:
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params]
+    return urlunsplit(parts._replace(query=urlencode([*query, *params.items()])))
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    if len(body) > 16_384:
+        raise ValueError("the body is too large")
+    try:
+        data = json.loads(body or b"null")
+    except ValueError:
+        raise ValueError("the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ValueError("the body must be a JSON object")
+    return data
+
+
+def _text(data: Mapping[str, Any], name: str, limit: int) -> str:
+    value = data.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} is required")
+    if len(value) > limit:
+        raise ValueError(f"{name} is longer than {limit} characters")
+    return value
+
+
+def _optional_text(data: Mapping[str, Any], name: str, limit: int) -> str | None:
+    return _text(data, name, limit) if data.get(name) is not None else None

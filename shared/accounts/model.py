@@ -1,0 +1,160 @@
+"""Accounts: one connected mailbox each, its status, and its connection generations.
+
+The status matrix (design.md "Auth, tokens and account statuses") lives here, once, as data: what each
+status does to notifications, inbound sync, the subscription and outbound writes. Every other module
+asks this table instead of comparing status names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from shared.store.ports import Row
+
+
+class Status(StrEnum):
+    PENDING = "pending"                  # connected, not yet confirmed by the SaaS: nothing runs
+    ACTIVE = "active"
+    DEGRADED = "degraded"                # reason breaker or poison
+    NEEDS_RECONNECT = "needs_reconnect"  # the grant is dead: the user must connect again
+    UNSUPPORTED = "unsupported"          # the mailbox cannot be synced (reconnecting cannot fix it)
+    DISCONNECTED = "disconnected"        # terminal: connecting that mailbox again makes a new account
+
+
+class SubscriptionPolicy(StrEnum):
+    NONE = "none"            # never created
+    KEEP = "keep"
+    LET_EXPIRE = "let_expire"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True)
+class StatusRules:
+    accepts_notifications: bool
+    runs_inbound_sync: bool
+    subscription: SubscriptionPolicy
+    runs_outbound: bool
+    cleared_by: str
+
+
+STATUS_MATRIX: dict[Status, StatusRules] = {
+    Status.PENDING: StatusRules(False, False, SubscriptionPolicy.NONE, False, "the SaaS's confirm"),
+    Status.ACTIVE: StatusRules(True, True, SubscriptionPolicy.KEEP, True, "-"),
+    # Degraded keeps running; what a `breaker` or `poison` reason pauses is decided by the sync engine.
+    Status.DEGRADED: StatusRules(True, True, SubscriptionPolicy.KEEP, True,
+                                 "a confirming full round, an operator's replay or discard"),
+    Status.NEEDS_RECONNECT: StatusRules(False, False, SubscriptionPolicy.LET_EXPIRE, False,
+                                        "a reconnect confirmed by the SaaS"),
+    Status.UNSUPPORTED: StatusRules(False, False, SubscriptionPolicy.DELETE, False, "an operator's re-check"),
+    Status.DISCONNECTED: StatusRules(False, False, SubscriptionPolicy.DELETE, False, "- (terminal)"),
+}
+
+ACCOUNT_ROW = ""
+GENERATION_PREFIX = "gen:"
+
+
+def generation_row_key(generation: int) -> str:
+    return f"{GENERATION_PREFIX}{generation:06d}"
+
+
+def secret_name(account: str, generation: int) -> str:
+    """Key Vault secret of one connection generation. A new generation never reuses a name, so a
+    reconnect after a disconnect never meets a soft-deleted secret."""
+    return f"acct-{account}-g{generation}"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who signed in, as Entra ID and Graph report it."""
+
+    tenant: str
+    user: str               # the user's object id (oid)
+    username: str           # preferred_username / userPrincipalName
+    display_name: str = ""
+    mailbox: str = ""       # primary SMTP address, when Graph gives one
+
+
+@dataclass(frozen=True)
+class Account:
+    account: str
+    identity: Identity
+    status: Status
+    generation: int
+    scopes: tuple[str, ...] = ()
+    consented_at: float = 0.0
+    external_ref: str | None = None
+    reason: str | None = None
+    status_changed_at: float = 0.0
+    last_token_refresh: float | None = None
+    last_good_sync: float | None = None
+    etag: str | None = field(default=None, compare=False)
+
+    @property
+    def rules(self) -> StatusRules:
+        return STATUS_MATRIX[self.status]
+
+    @property
+    def secret_name(self) -> str:
+        return secret_name(self.account, self.generation)
+
+    def to_row(self) -> Row:
+        return Row(self.account, ACCOUNT_ROW, {
+            **_identity_data(self.identity),
+            "status": self.status.value, "reason": self.reason, "generation": self.generation,
+            "scopes": " ".join(self.scopes), "consented_at": self.consented_at,
+            "external_ref": self.external_ref, "status_changed_at": self.status_changed_at,
+            "last_token_refresh": self.last_token_refresh, "last_good_sync": self.last_good_sync,
+        }, self.etag)
+
+    @classmethod
+    def from_row(cls, row: Row) -> Account:
+        return cls(
+            account=row.partition, identity=_identity(row), status=Status(row.get("status")),
+            generation=int(row.get("generation", 0)), scopes=tuple(str(row.get("scopes", "")).split()),
+            consented_at=float(row.get("consented_at", 0.0)), external_ref=row.get("external_ref"),
+            reason=row.get("reason"), status_changed_at=float(row.get("status_changed_at", 0.0)),
+            last_token_refresh=row.get("last_token_refresh"), last_good_sync=row.get("last_good_sync"),
+            etag=row.etag)
+
+
+@dataclass(frozen=True)
+class PendingGeneration:
+    """A new connection for a mailbox, waiting for the SaaS's confirm beside the live account."""
+
+    account: str
+    generation: int
+    identity: Identity
+    scopes: tuple[str, ...]
+    consented_at: float
+    external_ref: str          # the reference of the connect session that produced it
+    expires_at: float
+    etag: str | None = field(default=None, compare=False)
+
+    @property
+    def secret_name(self) -> str:
+        return secret_name(self.account, self.generation)
+
+    def to_row(self) -> Row:
+        return Row(self.account, generation_row_key(self.generation), {
+            **_identity_data(self.identity), "generation": self.generation, "scopes": " ".join(self.scopes),
+            "consented_at": self.consented_at, "external_ref": self.external_ref, "expires_at": self.expires_at,
+        }, self.etag)
+
+    @classmethod
+    def from_row(cls, row: Row) -> PendingGeneration:
+        return cls(account=row.partition, generation=int(row.get("generation")), identity=_identity(row),
+                   scopes=tuple(str(row.get("scopes", "")).split()), consented_at=float(row.get("consented_at")),
+                   external_ref=str(row.get("external_ref")), expires_at=float(row.get("expires_at")),
+                   etag=row.etag)
+
+
+def _identity_data(identity: Identity) -> dict[str, Any]:
+    return {"tenant": identity.tenant, "user": identity.user, "username": identity.username,
+            "display_name": identity.display_name, "mailbox": identity.mailbox}
+
+
+def _identity(row: Row) -> Identity:
+    return Identity(tenant=str(row.get("tenant")), user=str(row.get("user")), username=str(row.get("username", "")),
+                    display_name=str(row.get("display_name", "")), mailbox=str(row.get("mailbox", "")))

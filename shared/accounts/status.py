@@ -1,0 +1,78 @@
+"""Status changes and the application alarm: every change is written to the account, the journal
+and an ``outbox`` row the SaaS will hear about (delivery comes with the push issue)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import replace
+
+from shared.accounts.model import Account, Status
+from shared.accounts.repository import AccountRepository
+from shared.errors import AccountAuthError, AppAuthError, StorageConflict
+from shared.ops.journal import JournalEntry
+from shared.services import Services
+from shared.store.ports import OUTBOX, Row
+
+APP_ALARM = "alarm"
+
+
+async def record_status_change(services: Services, before: Status | None, account: Account) -> None:
+    """Journal a status change and owe the SaaS a callback (an outbox row, ordered by time)."""
+    if before == account.status:
+        return
+    now = services.clock()
+    await services.journal.record(account.account, JournalEntry(
+        "status", "info", stage=account.status.value,
+        detail=f"{before.value if before else 'none'} -> {account.status.value}"
+               + (f" ({account.reason})" if account.reason else "")))
+    await services.tables.insert(OUTBOX, Row(account.account, f"{int(now * 1_000_000):017d}-{secrets.token_hex(4)}", {
+        "kind": "account_status", "payload": json.dumps({
+            "account": account.account, "external_ref": account.external_ref, "status": account.status.value,
+            "reason": account.reason, "at": now}, sort_keys=True)}))
+
+
+async def set_status(services: Services, account_id: str, status: Status, reason: str | None,
+                     *, only_from: frozenset[Status] | None = None) -> Account | None:
+    """Move an account to ``status`` (optimistic, retried on a concurrent change). Returns the
+    account as saved, or None when it is absent or its current status is not in ``only_from``."""
+    repo = AccountRepository(services.tables)
+    for _ in range(5):
+        account = await repo.get(account_id)
+        if account is None or (only_from is not None and account.status not in only_from):
+            return None
+        if account.status == status and account.reason == reason:
+            return account
+        changed = replace(account, status=status, reason=reason, status_changed_at=services.clock())
+        try:
+            saved = await repo.save(changed)
+        except StorageConflict:
+            continue
+        await record_status_change(services, account.status, saved)
+        return saved
+    raise StorageConflict(f"account {account_id} kept changing; status {status.value} not set")
+
+
+LIVE = frozenset({Status.ACTIVE, Status.DEGRADED})
+
+
+async def mark_needs_reconnect(services: Services, account_id: str, error: AccountAuthError) -> Account | None:
+    """A dead grant: the account waits for its user to connect again."""
+    reason = error.reason + (f":{error.aad_code}" if error.aad_code else "")
+    return await set_status(services, account_id, Status.NEEDS_RECONNECT, reason, only_from=LIVE)
+
+
+async def raise_app_alarm(services: Services, error: AppAuthError) -> None:
+    """The application's own credential is refused: one alarm for the app (health reports it), never a
+    status on every account."""
+    repo = AccountRepository(services.tables)
+    await repo.put_app_state(APP_ALARM, {"reason": error.reason, "aad_code": error.aad_code,
+                                         "at": services.clock()})
+    await services.journal.record(None, JournalEntry.failure("app_alarm", error))
+
+
+async def clear_app_alarm(services: Services) -> None:
+    repo = AccountRepository(services.tables)
+    if await repo.get_app_state(APP_ALARM) is not None:
+        await repo.clear_app_state(APP_ALARM)
+        await services.journal.record(None, JournalEntry("app_alarm", "ok", detail="cleared"))

@@ -1,0 +1,356 @@
+"""Connecting a mailbox, on in-memory stores and fakes of the IdP, vault and Graph profile."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from shared.accounts.connect import RESULT_PARAM, Connector
+from shared.accounts.model import Identity, Status
+from shared.accounts.repository import AccountRepository
+from shared.accounts.status import APP_ALARM, mark_needs_reconnect
+from shared.auth.memory import InMemoryTokenVault
+from shared.config import Settings
+from shared.errors import AccountAuthError, AppAuthError
+from shared.services import in_memory_services
+from shared.store.ports import ACCOUNTS, JOURNAL, MAILBOX, OAUTHFLOWS, OUTBOX, TABLES, Row
+from tests.fakes import FakeClock, FakeDirectory, FakeIdentityProvider
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
+RETURN_URL = SAMPLE["ALLOWED_RETURN_URLS"]
+ADA = Identity(tenant="tenant-1", user="oid-ada", username="ada@contoso.test")
+
+
+class World:
+    def __init__(self) -> None:
+        self.clock = FakeClock()
+        self.services = in_memory_services(Settings.from_env(SAMPLE), self.clock)
+        self.idp = FakeIdentityProvider()
+        self.idp.add_user(ADA)
+        self.vault = InMemoryTokenVault(self.clock)
+        self.directory = FakeDirectory(self.idp)
+        self.connector = Connector(self.services, self.idp, self.vault, self.directory)
+        self.repo = AccountRepository(self.services.tables)
+
+    async def session(self, ref: str = "saas-user-1", return_url: str = RETURN_URL) -> str:
+        body = json.dumps({"external_ref": ref, "return_url": return_url}).encode()
+        result = await self.connector.create_session(body)
+        assert result.status == 201, result.text
+        return json.loads(result.body)["url"].rsplit("/", 1)[1]
+
+    async def open(self, link: str) -> str:
+        result = await self.connector.open_link(link)
+        assert result.status == 302
+        return parse_qs(urlsplit(result.headers["Location"]).query)["state"][0]
+
+    async def sign_in(self, ref: str = "saas-user-1", username: str = "ada@contoso.test") -> tuple[str, str]:
+        """Session, link, consent and callback: returns (account, result token)."""
+        state = await self.open(await self.session(ref))
+        result = await self.connector.callback({"state": state, "code": self.idp.code_for(username)}, 100)
+        assert result.status == 302, result.text
+        query = parse_qs(urlsplit(result.headers["Location"]).query)
+        return query["account"][0], query[RESULT_PARAM][0]
+
+    async def confirm(self, account: str, token: str, ref: str = "saas-user-1", **extra):
+        body = json.dumps({"result": token, "external_ref": ref, **extra}).encode()
+        return await self.connector.confirm(account, body)
+
+    async def rows(self, table: str) -> list[Row]:
+        return self.services.tables.rows(table)  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+# --- sessions and links ----------------------------------------------------------------------------
+
+async def test_session_returns_a_link_under_the_public_base_url(world):
+    result = await world.connector.create_session(json.dumps({"external_ref": "u1", "return_url": RETURN_URL}).encode())
+    body = json.loads(result.body)
+    assert result.status == 201
+    assert body["url"].startswith(SAMPLE["PUBLIC_BASE_URL"] + "/api/connect/")
+    assert body["expires_at"] == world.clock.now + 30 * 60
+
+
+@pytest.mark.parametrize("return_url", [
+    "http://127.0.0.1:7071/api/demo/connected/extra",   # path differs
+    "http://127.0.0.1:7072/api/demo/connected",          # port differs
+    "https://127.0.0.1:7071/api/demo/connected",         # scheme differs
+    "http://evil.test/api/demo/connected",               # host differs
+    "http://user@127.0.0.1:7071/api/demo/connected",     # credentials smuggled
+    "http://127.0.0.1:7071/api/demo/connected#x",        # fragment
+    "javascript:alert(1)",
+])
+async def test_session_refuses_return_urls_off_the_allow_list(world, return_url):
+    result = await world.connector.create_session(json.dumps({"external_ref": "u1", "return_url": return_url}).encode())
+    assert result.status == 400
+    assert json.loads(result.body)["error"]["code"] == "return_url_not_allowed"
+
+
+async def test_session_accepts_an_allowed_url_with_its_own_query(world):
+    result = await world.connector.create_session(
+        json.dumps({"external_ref": "u1", "return_url": RETURN_URL + "?tab=calendar"}).encode())
+    assert result.status == 201
+
+
+@pytest.mark.parametrize("body", [
+    b"", b"not json", b"[]", b'{"return_url": "x"}', b'{"external_ref": " ", "return_url": "x"}',
+    json.dumps({"external_ref": "x" * 300, "return_url": RETURN_URL}).encode(),
+])
+async def test_session_refuses_malformed_requests(world, body):
+    result = await world.connector.create_session(body)
+    assert result.status == 400
+
+
+async def test_a_link_works_repeatedly_until_it_expires(world):
+    link = await world.session()
+    first, second = await world.open(link), await world.open(link)
+    assert first != second  # a mail scanner opening it first does no harm: each open is a new flow
+    world.clock.advance(31 * 60)
+    expired = await world.connector.open_link(link)
+    assert expired.status == 410
+    assert "expired" in expired.text
+
+
+async def test_a_tampered_link_is_refused(world):
+    link = await world.session()
+    head, payload, signature = link.split(".")
+    tampered = ".".join([head, payload[:-2] + ("A" if payload[-2] != "A" else "B") + payload[-1], signature])
+    for bad in (tampered, link + "x", "not-a-token", ""):
+        result = await world.connector.open_link(bad)
+        assert result.status == 400
+    assert await world.rows(OAUTHFLOWS) == []
+
+
+# --- callback ----------------------------------------------------------------------------------------
+
+async def test_callback_records_a_pending_connection_and_redirects_with_a_result(world):
+    account, _token = await world.sign_in()
+    stored = await world.repo.get(account)
+    assert stored is not None
+    assert stored.status is Status.PENDING
+    assert stored.generation == 0
+    (pending,) = await world.repo.generations(account)
+    assert pending.generation == 1
+    assert pending.external_ref == "saas-user-1"
+    assert pending.identity.mailbox == "ada@contoso.test"
+    secret = await world.vault.get(pending.secret_name)
+    assert secret is not None
+    assert secret.expires_on == world.clock.now + 15 * 60
+    assert world.vault.tags(pending.secret_name) == {"account": account, "generation": "1", "tenant": "tenant-1",
+                                                     "user": "oid-ada"}
+    assert await world.rows(OAUTHFLOWS) == []  # the flow is consumed
+    assert await world.services.queue.peek("sync") == []  # nothing runs before the confirm
+
+
+async def test_callback_state_works_once(world):
+    state = await world.open(await world.session())
+    code = world.idp.code_for("ada@contoso.test")
+    assert (await world.connector.callback({"state": state, "code": code}, 100)).status == 302
+    replay = await world.connector.callback({"state": state, "code": code}, 100)
+    assert replay.status == 400
+    assert "already used" in replay.text
+
+
+@pytest.mark.parametrize("query", [
+    {}, {"code": "x"}, {"state": "forged", "code": "x"}, {"state": "s" * 600, "code": "x"},
+])
+async def test_callback_without_a_known_state_is_refused(world, query):
+    result = await world.connector.callback(query, 100)
+    assert result.status == 400
+    assert await world.rows(ACCOUNTS) == []
+
+
+async def test_callback_after_the_flow_expired_is_refused(world):
+    state = await world.open(await world.session())
+    world.clock.advance(601)
+    result = await world.connector.callback({"state": state, "code": world.idp.code_for("ada@contoso.test")}, 100)
+    assert result.status == 400
+    assert await world.rows(ACCOUNTS) == []
+
+
+async def test_oversized_callback_is_refused(world):
+    result = await world.connector.callback({"state": "x"}, 20_000)
+    assert result.status == 414
+
+
+async def test_idp_error_with_hostile_description_is_shown_escaped_and_stores_nothing(world):
+    state = await world.open(await world.session())
+    hostile = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    result = await world.connector.callback({"state": state, "error": "access_denied",
+                                             "error_description": hostile}, 200)
+    assert result.status == 400
+    assert "<script>" not in result.text
+    assert "&lt;script&gt;" in result.text
+    assert "declined" in result.text
+    assert result.headers["Content-Security-Policy"] == "default-src 'none'"
+    assert await world.rows(ACCOUNTS) == []
+    assert world.vault.secrets == {}
+
+
+async def test_a_replayed_code_is_refused_and_stores_nothing(world):
+    state1 = await world.open(await world.session())
+    code = world.idp.code_for("ada@contoso.test")
+    await world.connector.callback({"state": state1, "code": code}, 100)
+    before = len(await world.rows(ACCOUNTS))
+    state2 = await world.open(await world.session())
+    result = await world.connector.callback({"state": state2, "code": code}, 100)
+    assert result.status == 400
+    assert len(await world.rows(ACCOUNTS)) == before
+
+
+async def test_an_unsupported_mailbox_is_refused_at_connect(world):
+    world.directory.unsupported_users.add("ada@contoso.test")
+    state = await world.open(await world.session())
+    result = await world.connector.callback({"state": state, "code": world.idp.code_for("ada@contoso.test")}, 100)
+    assert result.status == 400
+    assert "cannot be connected" in result.text
+    assert await world.rows(ACCOUNTS) == []
+
+
+async def test_an_app_credential_failure_raises_the_alarm_not_an_account_status(world):
+    state = await world.open(await world.session())
+    world.idp.fail_next = AppAuthError("invalid_client", aad_code="AADSTS7000222")
+    result = await world.connector.callback({"state": state, "code": world.idp.code_for("ada@contoso.test")}, 100)
+    assert result.status == 503
+    alarm = await world.repo.get_app_state(APP_ALARM)
+    assert alarm is not None
+    assert alarm.get("aad_code") == "AADSTS7000222"
+    journal = await world.services.journal.recent(None)
+    assert journal[0].operation == "app_alarm"
+
+
+# --- confirm -----------------------------------------------------------------------------------------
+
+async def test_confirm_makes_the_account_active_and_queues_subscribe_and_a_full_sync(world):
+    account, token = await world.sign_in()
+    result = await world.confirm(account, token)
+    assert result.status == 200, result.text
+    body = json.loads(result.body)
+    assert (body["status"], body["generation"], body["external_ref"]) == ("active", 1, "saas-user-1")
+    stored = await world.repo.get(account)
+    assert stored.status is Status.ACTIVE
+    assert (await world.vault.get(stored.secret_name)).expires_on is None
+    assert await world.repo.generations(account) == []
+    assert [json.loads(m)["kind"] for m in await world.services.queue.peek("subscriptions")] == ["subscribe"]
+    assert [json.loads(m) for m in await world.services.queue.peek("sync")] == [
+        {"v": 1, "kind": "sync", "account": account, "reason": "connect", "full": True}]
+    outbox = await world.rows(OUTBOX)
+    assert json.loads(outbox[-1].get("payload"))["status"] == "active"
+    # The same confirm again changes nothing and answers the same.
+    again = await world.confirm(account, token)
+    assert again.status == 200
+    assert len(await world.services.queue.peek("sync")) == 1
+
+
+async def test_confirm_refuses_another_reference_another_account_and_bad_tokens(world):
+    account, token = await world.sign_in()
+    assert (await world.confirm(account, token, ref="saas-user-2")).status == 403
+    assert (await world.connector.confirm("a" * 26, json.dumps(
+        {"result": token, "external_ref": "saas-user-1"}).encode())).status == 403
+    assert (await world.confirm(account, token[:-3] + "abc")).status == 400
+    assert (await world.connector.confirm(account, b"{}")).status == 400
+    world.clock.advance(16 * 60)
+    assert (await world.confirm(account, token)).status == 410
+    assert (await world.repo.get(account)).status is Status.PENDING
+
+
+async def test_reconnect_keeps_the_live_account_running_until_the_confirm(world):
+    account, token = await world.sign_in()
+    await world.confirm(account, token)
+    again_account, again_token = await world.sign_in()
+    assert again_account == account
+    live = await world.repo.get(account)
+    assert (live.status, live.generation) == (Status.ACTIVE, 1)
+    assert [g.generation for g in await world.repo.generations(account)] == [2]
+    result = await world.confirm(account, again_token)
+    assert result.status == 200
+    live = await world.repo.get(account)
+    assert live.generation == 2
+    assert await world.vault.get(f"acct-{account}-g1") is None
+    assert f"acct-{account}-g1" in world.vault.deleted
+    assert await world.vault.get(live.secret_name) is not None
+
+
+async def test_a_mailbox_bound_to_another_reference_moves_only_when_asked(world):
+    account, token = await world.sign_in(ref="saas-user-1")
+    await world.confirm(account, token)
+    again_account, again_token = await world.sign_in(ref="saas-user-2")
+    refused = await world.confirm(again_account, again_token, ref="saas-user-2")
+    assert refused.status == 409
+    assert (await world.repo.get(account)).external_ref == "saas-user-1"
+    moved = await world.confirm(again_account, again_token, ref="saas-user-2", move=True)
+    assert moved.status == 200
+    assert [a.account for a in await world.repo.list_by_ref("saas-user-2")] == [account]
+    assert await world.repo.list_by_ref("saas-user-1") == []
+
+
+async def test_an_unconfirmed_connection_expires(world):
+    account, token = await world.sign_in()
+    world.clock.advance(15 * 60 + 1)
+    (pending,) = await world.repo.generations(account)
+    assert await world.vault.get(pending.secret_name) is None  # the secret's own expiry
+    assert (await world.confirm(account, token)).status == 410
+
+
+# --- statuses, reading, disconnecting ----------------------------------------------------------------
+
+async def test_dead_grant_turns_needs_reconnect_with_a_fresh_link(world):
+    account, token = await world.sign_in()
+    await world.confirm(account, token)
+    await mark_needs_reconnect(world.services, account, AccountAuthError("invalid_grant", aad_code="AADSTS700082"))
+    result = await world.connector.get_account(account)
+    body = json.loads(result.body)
+    assert (body["status"], body["reason"]) == ("needs_reconnect", "invalid_grant:AADSTS700082")
+    assert body["reconnect_url"].startswith(SAMPLE["PUBLIC_BASE_URL"] + "/api/connect/")
+    # The reconnect link leads through the same flow back to an active account.
+    link = body["reconnect_url"].rsplit("/", 1)[1]
+    state = await world.open(link)
+    callback = await world.connector.callback({"state": state, "code": world.idp.code_for("ada@contoso.test")}, 100)
+    token2 = parse_qs(urlsplit(callback.headers["Location"]).query)[RESULT_PARAM][0]
+    assert (await world.confirm(account, token2)).status == 200
+    assert (await world.repo.get(account)).status is Status.ACTIVE
+    statuses = [json.loads(r.get("payload"))["status"] for r in await world.rows(OUTBOX)]
+    assert statuses == ["active", "needs_reconnect", "active"]
+
+
+async def test_get_account_of_unknown_or_malformed_id_is_404(world):
+    assert (await world.connector.get_account("a" * 26)).status == 404
+    assert (await world.connector.get_account("../etc")).status == 404
+
+
+async def test_disconnect_deletes_the_secret_and_optionally_purges(world):
+    account, token = await world.sign_in()
+    await world.confirm(account, token)
+    await world.services.tables.upsert(MAILBOX, Row(account, "ev:cal:1", {"subject": "x"}))
+    result = await world.connector.disconnect(account, purge=True)
+    assert result.status == 200
+    stored = await world.repo.get(account)
+    assert stored.status is Status.DISCONNECTED
+    assert await world.vault.get(stored.secret_name) is None
+    assert [r async for r in world.services.tables.query(MAILBOX, account)] == []
+    # Disconnected is terminal: the same mailbox connects as a new account.
+    new_account, _new_token = await world.sign_in()
+    assert new_account != account
+
+
+async def test_no_token_or_code_reaches_a_table_or_queue(world):
+    account, token = await world.sign_in()
+    await world.confirm(account, token)
+    await world.sign_in()
+    dumped = []
+    for table in TABLES:
+        dumped += [json.dumps(dict(r.data), default=str) for r in await world.rows(table)]
+    for queue in ("sync", "subscriptions", "outbound"):
+        dumped += await world.services.queue.peek(queue)
+    text = "\n".join(dumped)
+    assert world.idp.issued
+    for secret in world.idp.issued:
+        assert secret not in text
+    assert len(await world.rows(JOURNAL)) > 0
