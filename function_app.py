@@ -3,21 +3,71 @@ input, await one handler in shared/, and shape the output.
 
 Nothing here connects to anything at import time: the host imports this module to index the
 functions, and a cold start must stay fast (the webhook answers Graph's handshake within 10 s).
+Handlers that need msal, Key Vault or msgraph-sdk import them on first use.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import azure.functions as func
 
+from shared.http import HttpResult
 from shared.ops import health
 from shared.ops.logging import install_redaction
+
+if TYPE_CHECKING:
+    from shared.accounts.connect import Connector
 
 install_redaction()
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 
+def respond(result: HttpResult) -> func.HttpResponse:
+    return func.HttpResponse(result.body, status_code=result.status, headers=dict(result.headers),
+                             mimetype=result.content_type.split(";")[0], charset="utf-8")
+
+
+def connector() -> Connector:
+    from shared.accounts.connect import Connector
+    from shared.services import get_auth, get_services
+
+    auth = get_auth()
+    return Connector(get_services(), auth.identity, auth.vault, auth.directory)
+
+
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 async def health_check(req: func.HttpRequest) -> func.HttpResponse:
-    report = health.check()
-    return func.HttpResponse(report.to_json(), status_code=report.http_status, mimetype="application/json")
+    report = await health.check()
+    return respond(HttpResult(report.http_status, report.to_json().encode(), "application/json"))
+
+
+@app.route(route="connect-sessions", methods=["POST"])
+async def connect_sessions(req: func.HttpRequest) -> func.HttpResponse:
+    return respond(await connector().create_session(req.get_body()))
+
+
+@app.route(route="connect/{session}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+async def connect_link(req: func.HttpRequest) -> func.HttpResponse:
+    return respond(await connector().open_link(req.route_params.get("session", "")))
+
+
+@app.route(route="oauth/callback", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+async def oauth_callback(req: func.HttpRequest) -> func.HttpResponse:
+    query_length = len(req.url.partition("?")[2])
+    return respond(await connector().callback(dict(req.params), query_length))
+
+
+@app.route(route="accounts/{account}/confirm", methods=["POST"])
+async def confirm_account(req: func.HttpRequest) -> func.HttpResponse:
+    return respond(await connector().confirm(req.route_params.get("account", ""), req.get_body()))
+
+
+@app.route(route="accounts/{account}", methods=["GET", "DELETE"])
+async def account(req: func.HttpRequest) -> func.HttpResponse:
+    account_id = req.route_params.get("account", "")
+    if req.method == "DELETE":
+        purge = req.params.get("purge", "false").lower() == "true"
+        return respond(await connector().disconnect(account_id, purge=purge))
+    return respond(await connector().get_account(account_id))

@@ -70,6 +70,13 @@ class AppAuthError(SyncError):
         super().__init__(f"application credential rejected: {reason}" + (f" ({aad_code})" if aad_code else ""))
 
 
+class IdentityUnavailable(SyncError):
+    """Entra ID could not be reached or answered with a server-side error: retry later; no status
+    changes because of it."""
+
+    retryable = True
+
+
 # --- Microsoft Graph -----------------------------------------------------------------------------
 
 
@@ -93,9 +100,12 @@ class Throttled(GraphError):
 
     retryable = True
 
-    def __init__(self, message: str, *, retry_after: float | None, **kw: object) -> None:
+    def __init__(self, message: str, *, retry_after: float | None, status: int | None = None,
+                 code: str | None = None, request_id: str | None = None,
+                 client_request_id: str | None = None) -> None:
         self.retry_after = retry_after
-        super().__init__(message, **kw)  # type: ignore[arg-type]
+        super().__init__(message, status=status, code=code, request_id=request_id,
+                         client_request_id=client_request_id)
 
 
 class TransientGraphError(GraphError):

@@ -9,10 +9,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from shared.config import Settings, get_settings
 from shared.ops.journal import Journal
 from shared.store.ports import TableStore, WorkQueue
+
+if TYPE_CHECKING:
+    from shared.auth.credential import TokenBroker
+    from shared.auth.ports import IdentityProvider, MailboxDirectory, TokenVault
 
 Clock = Callable[[], float]
 
@@ -52,3 +57,32 @@ def in_memory_services(settings: Settings, clock: Clock = time.time) -> Services
 
     tables = InMemoryTableStore()
     return Services(settings, tables, InMemoryWorkQueue(clock), Journal(tables, clock), clock)
+
+
+@dataclass
+class Auth:
+    """Sign-in and tokens, built on first use (msal, Key Vault, msgraph-sdk imports stay off the
+    webhook path)."""
+
+    identity: IdentityProvider
+    vault: TokenVault
+    directory: MailboxDirectory
+    broker: TokenBroker
+
+
+_auth: Auth | None = None
+
+
+def get_auth() -> Auth:
+    global _auth
+    if _auth is None:
+        from shared.auth.credential import TokenBroker
+        from shared.auth.keyvault import KeyVaultTokenVault
+        from shared.auth.msal_provider import MsalIdentityProvider
+        from shared.graph.directory import GraphMailboxDirectory
+
+        services = get_services()
+        identity = MsalIdentityProvider(services.settings)
+        vault = KeyVaultTokenVault(services.settings)
+        _auth = Auth(identity, vault, GraphMailboxDirectory(services.settings), TokenBroker(services, identity, vault))
+    return _auth

@@ -1,5 +1,5 @@
-"""GET /api/health: is this instance able to work? Reads settings only; connects to nothing, so a
-load balancer probe costs nothing. Problems name settings, never their values."""
+"""GET /api/health: can this instance work? Reports invalid settings (names only, never values),
+unreachable storage, and the application alarm (the app's own credential refused by Entra ID)."""
 
 from __future__ import annotations
 
@@ -25,9 +25,20 @@ class HealthReport:
         return json.dumps({"status": self.status, "version": VERSION, "problems": list(self.problems)})
 
 
-def check() -> HealthReport:
+async def check() -> HealthReport:
+    from shared.accounts.repository import AccountRepository
+    from shared.accounts.status import APP_ALARM
+    from shared.services import get_services
+
     try:
         get_settings()
     except ConfigError as exc:
         return HealthReport("misconfigured", exc.problems)
+    try:
+        alarm = await AccountRepository(get_services().tables).get_app_state(APP_ALARM)
+    except Exception as exc:  # any storage failure is the report itself, not a crash of the probe
+        return HealthReport("degraded", (f"storage: {type(exc).__name__}",))
+    if alarm is not None:
+        code = alarm.get("aad_code") or ""
+        return HealthReport("alarm", (f"app credential refused: {alarm.get('reason')} {code}".strip(),))
     return HealthReport("ok")

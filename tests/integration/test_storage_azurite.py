@@ -110,26 +110,15 @@ async def test_mailbox_transaction_with_in_partition_index_rows(tables):
     assert keys == [f"ev:cal:{event_id}", "feed:00000000000000000001", "lease", f"tb:2026-03:cal:{event_id}"]
 
 
-async def test_services_wire_the_azure_stores_from_settings(monkeypatch, storage_connection_string):
+async def test_services_wire_the_azure_stores_from_settings(app_env):
     import shared.services as services_module
-    from shared.config import get_settings
-    from tests.integration.test_triggers_inprocess import SAMPLE
 
-    for name, value in SAMPLE.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AzureWebJobsStorage", storage_connection_string)
-    get_settings.cache_clear()
-    monkeypatch.setattr(services_module, "_services", None)
-    try:
-        services = services_module.get_services()
-        assert services_module.get_services() is services
-        account = new_account_id()
-        await services.queue.send(Sync(account=account, reason="manual"), delay_seconds=0)
-        assert any(account in body for body in await services.queue.peek("sync"))
-        await services.tables.upsert("accounts", Row(account, "", {"status": "pending"}))
-        stored = await services.tables.get("accounts", account, "")
-        assert stored is not None
-        assert stored.get("status") == "pending"
-        await services.close()
-    finally:
-        get_settings.cache_clear()
+    services = services_module.get_services()
+    assert services_module.get_services() is services
+    account = new_account_id()
+    await services.queue.send(Sync(account=account, reason="manual"), delay_seconds=0)
+    assert any(account in body for body in await services.queue.peek("sync"))
+    await services.tables.upsert("accounts", Row(account, "", {"status": "pending"}))
+    stored = await services.tables.get("accounts", account, "")
+    assert stored is not None
+    assert stored.get("status") == "pending"

@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import azure.functions as func
-import pytest
 
 import function_app
-from shared.config import get_settings
-
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
-
-
-@pytest.fixture
-def env(monkeypatch):
-    for name in SAMPLE:
-        monkeypatch.delenv(name, raising=False)
-    get_settings.cache_clear()
-    yield monkeypatch
-    get_settings.cache_clear()
+from shared.accounts.status import raise_app_alarm
+from shared.errors import AppAuthError
+from shared.services import get_services
+from tests.integration.conftest import SAMPLE
 
 
 def health_request() -> func.HttpRequest:
@@ -29,22 +18,32 @@ def health_request() -> func.HttpRequest:
                             route_params={}, body=b"")
 
 
-async def test_health_is_ok_with_valid_settings(env):
-    for name, value in SAMPLE.items():
-        env.setenv(name, value)
+async def test_health_is_ok_with_valid_settings(app_env):
     response = await function_app.health_check(health_request())
     assert response.status_code == 200
     assert response.mimetype == "application/json"
     assert json.loads(response.get_body())["status"] == "ok"
 
 
-async def test_health_names_missing_settings_without_values(env):
-    for name, value in SAMPLE.items():
-        if name not in ("CLIENT_ID", "KEY_VAULT_URL"):
-            env.setenv(name, value)
+async def test_health_names_missing_settings_without_values(app_env):
+    app_env.delenv("CLIENT_ID")
+    app_env.delenv("KEY_VAULT_URL")
     response = await function_app.health_check(health_request())
     assert response.status_code == 503
     body = json.loads(response.get_body())
     assert body["status"] == "misconfigured"
     assert body["problems"] == ["KEY_VAULT_URL: missing", "CLIENT_ID: missing"]
     assert SAMPLE["CLIENT_SECRET"] not in response.get_body().decode()
+
+
+async def test_health_reports_the_app_alarm(app_env):
+    await raise_app_alarm(get_services(), AppAuthError("invalid_client", aad_code="AADSTS7000222"))
+    try:
+        response = await function_app.health_check(health_request())
+        assert response.status_code == 503
+        body = json.loads(response.get_body())
+        assert body["status"] == "alarm"
+        assert "AADSTS7000222" in body["problems"][0]
+    finally:
+        from shared.accounts.status import clear_app_alarm
+        await clear_app_alarm(get_services())

@@ -10,14 +10,23 @@ import function_app
 
 
 @pytest.fixture(scope="module")
-def functions():
+def triggers():
     # get_functions() may be called once per app instance (platform notes §4).
-    return {f.get_function_name(): f for f in function_app.app.get_functions()}
+    functions = function_app.app.get_functions()
+    return {f.get_function_name(): json.loads(f.get_raw_bindings()[0]) for f in functions}
 
 
-def test_health_route_is_anonymous_get(functions):
-    trigger = json.loads(functions["health_check"].get_raw_bindings()[0])
+@pytest.mark.parametrize(("name", "route", "methods", "auth"), [
+    ("health_check", "health", ["GET"], "ANONYMOUS"),
+    ("connect_sessions", "connect-sessions", ["POST"], "FUNCTION"),
+    ("connect_link", "connect/{session}", ["GET"], "ANONYMOUS"),
+    ("oauth_callback", "oauth/callback", ["GET"], "ANONYMOUS"),
+    ("confirm_account", "accounts/{account}/confirm", ["POST"], "FUNCTION"),
+    ("account", "accounts/{account}", ["GET", "DELETE"], "FUNCTION"),
+])
+def test_http_routes_methods_and_auth_levels(triggers, name, route, methods, auth):
+    trigger = triggers[name]
     assert trigger["type"] == "httpTrigger"
-    assert trigger["route"] == "health"
-    assert trigger["methods"] == ["GET"]
-    assert trigger["authLevel"] == "ANONYMOUS"
+    assert trigger["route"] == route
+    assert sorted(trigger["methods"]) == sorted(methods)
+    assert trigger["authLevel"] == auth

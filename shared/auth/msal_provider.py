@@ -1,0 +1,154 @@
+"""IdentityProvider on msal's ConfidentialClientApplication.
+
+msal is synchronous: every call runs in a worker thread. Each account's token state is its own
+``SerializableTokenCache``, reduced to what refreshing needs (the account record and the refresh
+token); access tokens stay in process memory (shared/auth/credential.py).
+
+Machine facts this module follows (platform notes §0 and §5): requests ignores a session's ``verify``
+while ``REQUESTS_CA_BUNDLE`` is set, so msal gets its own session with ``trust_env=False`` and the CA
+bundle named by LOCAL_CA_BUNDLE (or the default bundle); a non-Microsoft authority needs
+``instance_discovery=False``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import msal
+import requests
+
+from shared.accounts.model import Identity
+from shared.auth.ports import AccessToken, AuthStart, Grant
+from shared.config import Settings
+from shared.errors import AccountAuthError, AppAuthError, ConfigError, IdentityUnavailable, InvalidToken
+
+# Hosts msal knows; any other authority (the local simulator) skips instance discovery.
+_MICROSOFT_AUTHORITY_HOSTS = {"login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn",
+                              "login.microsoftonline.de", "login.windows.net", "login.microsoft.com"}
+# The AADSTS codes that mean the application itself is refused (one app alarm, not an account status).
+_APP_CODES = {"AADSTS7000215", "AADSTS7000222", "AADSTS700016", "AADSTS700027", "AADSTS7000112",
+              "AADSTS650052", "AADSTS500011"}
+_APP_ERRORS = {"invalid_client", "unauthorized_client"}
+_ACCOUNT_ERRORS = {"invalid_grant", "interaction_required", "consent_required", "login_required",
+                   "access_denied", "invalid_scope"}
+_KEEP_SECTIONS = ("Account", "RefreshToken", "AppMetadata")
+
+
+class MsalIdentityProvider:
+    def __init__(self, settings: Settings) -> None:
+        if settings.client_secret is None:
+            # CLIENT_CERTIFICATE_NAME is in the settings list; loading it from Key Vault is not built yet.
+            raise ConfigError(["CLIENT_CERTIFICATE_NAME: certificate credentials are not supported yet; "
+                               "set CLIENT_SECRET"])
+        self._settings = settings
+        self._session = requests.Session()
+        self._session.trust_env = False
+        if settings.local_ca_bundle:
+            self._session.verify = settings.local_ca_bundle
+        # Shared between the per-account msal applications: discovery documents are fetched once.
+        self._http_cache: dict[Any, Any] = {}
+
+    def _app(self, cache: msal.SerializableTokenCache | None = None) -> msal.ConfidentialClientApplication:
+        settings = self._settings
+        known = urlsplit(settings.authority_host).hostname in _MICROSOFT_AUTHORITY_HOSTS
+        return msal.ConfidentialClientApplication(
+            settings.client_id, client_credential=settings.client_secret, authority=settings.authority,
+            token_cache=cache, http_client=self._session, instance_discovery=None if known else False,
+            http_cache=self._http_cache)
+
+    async def start(self, redirect_uri: str, *, login_hint: str | None = None) -> AuthStart:
+        def run() -> dict[str, Any]:
+            return dict(self._app().initiate_auth_code_flow(
+                list(self._settings.scopes), redirect_uri=redirect_uri, login_hint=login_hint))
+
+        flow = await asyncio.to_thread(_guard, run)
+        return AuthStart(flow["auth_uri"], flow["state"], flow)
+
+    async def redeem(self, flow: Mapping[str, Any], response: Mapping[str, str]) -> Grant:
+        cache = msal.SerializableTokenCache()
+
+        def run() -> dict[str, Any]:
+            try:
+                return dict(self._app(cache).acquire_token_by_auth_code_flow(dict(flow), dict(response)))
+            except ValueError:
+                # msal's own check: the response's state or nonce does not match the flow (CSRF).
+                raise InvalidToken("the sign-in response does not match its flow") from None
+
+        result = await asyncio.to_thread(_guard, run)
+        if "error" in result:
+            raise auth_error(result)
+        claims = result.get("id_token_claims") or {}
+        identity = Identity(tenant=str(claims.get("tid", "")), user=str(claims.get("oid", "")),
+                            username=str(claims.get("preferred_username", "")),
+                            display_name=str(claims.get("name", "")))
+        if not identity.tenant or not identity.user:
+            raise AccountAuthError("id_token_without_tid_or_oid")
+        return Grant(identity, tuple(str(result.get("scope", "")).split()), str(result["access_token"]),
+                     time.time() + float(result.get("expires_in", 3600)), _refresh_state(cache))
+
+    async def refresh(self, token_state: str, *, claims_challenge: str | None = None) -> AccessToken:
+        cache = msal.SerializableTokenCache()
+        cache.deserialize(token_state)
+        before = _refresh_tokens(cache)
+
+        def run() -> dict[str, Any] | None:
+            app = self._app(cache)
+            accounts = app.get_accounts()
+            if not accounts:
+                return None
+            result = app.acquire_token_silent_with_error(
+                list(self._settings.scopes), account=accounts[0], claims_challenge=claims_challenge,
+                force_refresh=claims_challenge is not None)
+            return dict(result) if result is not None else None
+
+        result = await asyncio.to_thread(_guard, run)
+        if result is None:
+            raise AccountAuthError("no_refresh_token")
+        if "error" in result:
+            raise auth_error(result)
+        rotated = _refresh_tokens(cache) != before
+        return AccessToken(str(result["access_token"]), time.time() + float(result.get("expires_in", 3600)),
+                           _refresh_state(cache) if rotated else None)
+
+
+def _guard(fn: Any) -> Any:
+    """Run an msal call; a network failure reaching the IdP is retryable, never an account status."""
+    try:
+        return fn()
+    except requests.RequestException as exc:
+        raise IdentityUnavailable(f"the identity provider is unreachable ({type(exc).__name__})") from None
+
+
+def _aad_code(result: Mapping[str, Any]) -> str | None:
+    codes = result.get("error_codes") or []
+    if codes:
+        return f"AADSTS{codes[0]}"
+    description = str(result.get("error_description", ""))
+    return description.split(":", 1)[0] if description.startswith("AADSTS") else None
+
+
+def auth_error(result: Mapping[str, Any]) -> Exception:
+    """Classify an msal error result (never quoting its description, which may echo request data)."""
+    error = str(result.get("error", "unknown"))
+    code = _aad_code(result)
+    if error in _APP_ERRORS or code in _APP_CODES:
+        return AppAuthError(error, aad_code=code)
+    if error in _ACCOUNT_ERRORS:
+        suberror = result.get("suberror")
+        return AccountAuthError(f"{error}/{suberror}" if suberror else error, aad_code=code)
+    return IdentityUnavailable(f"the identity provider answered {error}" + (f" ({code})" if code else ""))
+
+
+def _refresh_state(cache: msal.SerializableTokenCache) -> str:
+    """What refreshing needs, and nothing else: access and id tokens are dropped."""
+    full = json.loads(cache.serialize())
+    return json.dumps({k: full[k] for k in _KEEP_SECTIONS if k in full}, sort_keys=True)
+
+
+def _refresh_tokens(cache: msal.SerializableTokenCache) -> set[str]:
+    return {str(item.get("secret")) for item in json.loads(cache.serialize()).get("RefreshToken", {}).values()}

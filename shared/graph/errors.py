@@ -1,0 +1,69 @@
+"""Graph status codes and error codes to the project's errors, in one function (house style)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from shared.errors import (
+    GraphError,
+    GraphRequestRejected,
+    MailboxUnsupported,
+    NotFound,
+    ResyncRequired,
+    Throttled,
+    TransientGraphError,
+)
+
+# Error codes that mean the mailbox cannot be synced through Graph at all (graph-notes §9).
+MAILBOX_UNSUPPORTED_CODES = {"MailboxNotEnabledForRESTAPI", "MailboxNotSupportedForRESTAPI",
+                             "ErrorNonExistentMailbox", "ResourceNotFound.MailboxNotFound"}
+# Delta tokens that died (graph-notes §1.6); compared case-insensitively.
+RESYNC_CODES = {"syncstatenotfound", "resyncrequired", "invaliddeltatoken", "syncstateinvalid"}
+
+
+def graph_error(status: int | None, code: str | None, *, headers: Mapping[str, str] | None = None,
+                request_id: str | None = None, client_request_id: str | None = None) -> GraphError:
+    lowered = {k.lower(): v for k, v in (headers or {}).items()}
+    request_id = request_id or lowered.get("request-id")
+    client_request_id = client_request_id or lowered.get("client-request-id")
+
+    def make(cls: type[GraphError], message: str) -> GraphError:
+        return cls(message, status=status, code=code, request_id=request_id, client_request_id=client_request_id)
+
+    retry_after = _seconds(lowered.get("retry-after"))
+    if code in MAILBOX_UNSUPPORTED_CODES:
+        return make(MailboxUnsupported, "the mailbox cannot be reached through Graph")
+    if status == 410 or (code or "").lower() in RESYNC_CODES:
+        return make(ResyncRequired, "the delta token is no longer valid")
+    if status == 429 or (status in (503, 504) and retry_after is not None):
+        return Throttled("Graph throttled the request", retry_after=retry_after, status=status, code=code,
+                         request_id=request_id, client_request_id=client_request_id)
+    if status is None or status >= 500:
+        return make(TransientGraphError, "Graph failed to answer")
+    if status == 404:
+        return make(NotFound, "not found at Graph")
+    if status == 401:
+        # A fresh token refused: the credential refreshes and the caller retries; not a dead grant.
+        return make(TransientGraphError, "Graph refused the access token")
+    return make(GraphRequestRejected, "Graph rejected the request")
+
+
+def from_odata_error(exc: Exception) -> GraphError:
+    """Map msgraph-sdk's ODataError (or kiota's APIError) to the project's errors."""
+    status = getattr(exc, "response_status_code", None)
+    error = getattr(exc, "error", None)
+    code = getattr(error, "code", None)
+    inner = getattr(error, "inner_error", None)
+    raw_headers = getattr(exc, "response_headers", None) or {}
+    headers = {str(k): (v if isinstance(v, str) else ",".join(map(str, v))) for k, v in dict(raw_headers).items()}
+    return graph_error(status, code, headers=headers, request_id=getattr(inner, "request_id", None),
+                       client_request_id=getattr(inner, "client_request_id", None))
+
+
+def _seconds(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
