@@ -71,3 +71,11 @@ async def account(req: func.HttpRequest) -> func.HttpResponse:
         purge = req.params.get("purge", "false").lower() == "true"
         return respond(await connector().disconnect(account_id, purge=purge))
     return respond(await connector().get_account(account_id))
+
+
+@app.timer_trigger(schedule="%RECONCILE_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
+async def connection_sweeper(timer: func.TimerRequest) -> None:
+    from shared.accounts.sweep import sweep_connections
+    from shared.services import get_auth, get_services
+
+    await sweep_connections(get_services(), get_auth().vault)

@@ -82,6 +82,17 @@ class AzureTableStore:
             count += 1
             yield _to_row(entity)
 
+    async def scan(self, table: str, *, prefix: str = "") -> AsyncIterator[Row]:
+        client = await self._table(table)
+        if prefix:
+            low = escape_key(prefix)
+            pages = client.query_entities("RowKey ge @low and RowKey lt @high", results_per_page=_PAGE_SIZE,
+                                          parameters={"low": low, "high": _prefix_end(low)})
+        else:
+            pages = client.list_entities(results_per_page=_PAGE_SIZE)
+        async for entity in pages:
+            yield _to_row(entity)
+
     async def insert(self, table: str, row: Row) -> Row:
         return await self._write_one(table, TableOp.insert(row))
 

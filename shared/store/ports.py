@@ -109,6 +109,11 @@ class TableStore(Protocol):
         within [start, end). Streams page by page: memory stays flat whatever the partition size."""
         ...
 
+    def scan(self, table: str, *, prefix: str = "") -> AsyncIterator[Row]:
+        """Rows of every partition whose row key starts with ``prefix``. A table scan: for sweeps
+        run by timers, never on a request path."""
+        ...
+
     async def insert(self, table: str, row: Row) -> Row:
         """Create the row; :raises StorageConflict: when it exists."""
         ...

@@ -113,6 +113,15 @@ async def test_query_prefix_range_limit_and_order(table_store, table_name):
     assert limited == ["ev:a#3", "ev:a/1"]
 
 
+async def test_scan_finds_a_row_prefix_across_partitions(table_store, table_name):
+    await table_store.bulk_write(table_name, [TableOp.upsert(Row(p, k, {})) for p in ("a1", "b/2", "c3")
+                                              for k in ("", "gen:000001", "gen:000002", "lease")])
+    found = [(r.partition, r.row) async for r in table_store.scan(table_name, prefix="gen:")]
+    assert found == [("a1", "gen:000001"), ("a1", "gen:000002"), ("b/2", "gen:000001"), ("b/2", "gen:000002"),
+                     ("c3", "gen:000001"), ("c3", "gen:000002")]
+    assert len([r async for r in table_store.scan(table_name)]) == 12
+
+
 async def test_transaction_is_atomic(table_store, table_name):
     await table_store.insert(table_name, Row("p", "exists", {}))
     with pytest.raises(StorageConflict):

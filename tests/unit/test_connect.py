@@ -354,3 +354,33 @@ async def test_no_token_or_code_reaches_a_table_or_queue(world):
     for secret in world.idp.issued:
         assert secret not in text
     assert len(await world.rows(JOURNAL)) > 0
+
+
+async def test_sweep_removes_abandoned_flows_generations_and_unconfirmed_accounts(world):
+    from shared.accounts.sweep import sweep_connections
+
+    await world.open(await world.session())                    # a flow never called back
+    account, _ = await world.sign_in()                          # a connection never confirmed
+    live, _ = await world.sign_in(username="ada@contoso.test")
+    assert live == account
+    assert (await sweep_connections(world.services, world.vault)).generations == 0  # nothing expired yet
+    world.clock.advance(16 * 60)
+    counts = await sweep_connections(world.services, world.vault)
+    assert (counts.flows, counts.generations, counts.accounts) == (1, 2, 1)
+    assert await world.repo.get(account) is None
+    assert await world.rows(OAUTHFLOWS) == []
+    assert await sweep_connections(world.services, world.vault) == type(counts)(0, 0, 0)
+
+
+async def test_sweep_keeps_the_live_account_of_an_abandoned_reconnect(world):
+    from shared.accounts.sweep import sweep_connections
+
+    account, token = await world.sign_in()
+    await world.confirm(account, token)
+    await world.sign_in()                                       # a reconnect never confirmed
+    world.clock.advance(16 * 60)
+    counts = await sweep_connections(world.services, world.vault)
+    assert (counts.generations, counts.accounts) == (1, 0)
+    live = await world.repo.get(account)
+    assert (live.status, live.generation) == (Status.ACTIVE, 1)
+    assert await world.vault.get(live.secret_name) is not None

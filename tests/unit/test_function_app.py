@@ -30,3 +30,9 @@ def test_http_routes_methods_and_auth_levels(triggers, name, route, methods, aut
     assert trigger["route"] == route
     assert sorted(trigger["methods"]) == sorted(methods)
     assert trigger["authLevel"] == auth
+
+
+def test_connection_sweeper_runs_on_the_reconcile_schedule(triggers):
+    trigger = triggers["connection_sweeper"]
+    assert trigger["type"] == "timerTrigger"
+    assert trigger["schedule"] == "%RECONCILE_SCHEDULE%"

@@ -1,0 +1,57 @@
+"""Sweep what the connect flow leaves behind when nobody finishes it: OAuth flows never called back,
+and pending generations never confirmed (their secrets carry their own expiry in Key Vault; the rows
+and never-confirmed accounts go here). Run by a timer; idempotent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.accounts.model import Status, secret_name
+from shared.accounts.repository import AccountRepository
+from shared.auth.ports import TokenVault
+from shared.errors import StorageConflict
+from shared.ops.journal import JournalEntry
+from shared.services import Services
+from shared.store.ports import ACCOUNTS, OAUTHFLOWS, TableOp
+
+
+@dataclass(frozen=True)
+class SweepCounts:
+    flows: int
+    generations: int
+    accounts: int
+
+
+async def sweep_connections(services: Services, vault: TokenVault) -> SweepCounts:
+    now = services.clock()
+    tables = services.tables
+    repo = AccountRepository(tables)
+    stale_flows = [row async for row in tables.scan(OAUTHFLOWS) if float(row.get("expires_at", 0)) <= now]
+    await tables.bulk_write(OAUTHFLOWS, [TableOp.delete(r.partition, r.row) for r in stale_flows])
+
+    generations = 0
+    touched: set[str] = set()
+    async for row in tables.scan(ACCOUNTS, prefix="gen:"):
+        if float(row.get("expires_at", 0)) > now:
+            continue
+        generation = int(row.get("generation", 0))
+        await vault.delete(secret_name(row.partition, generation))
+        await repo.delete_generation(row.partition, generation)
+        generations += 1
+        touched.add(row.partition)
+
+    accounts = 0
+    for account_id in sorted(touched):
+        account = await repo.get(account_id)
+        # A never-confirmed account with no connection left is removed; its index rows then dangle,
+        # which readers ignore.
+        if account is not None and account.status == Status.PENDING and not await repo.generations(account_id):
+            try:
+                await tables.delete(ACCOUNTS, account_id, "", etag=account.etag)
+                accounts += 1
+            except StorageConflict:
+                pass  # a callback just added a generation: keep it
+    if stale_flows or generations:
+        await services.journal.record(None, JournalEntry("sweep_connections", "ok", counts={
+            "flows": len(stale_flows), "generations": generations, "accounts": accounts}))
+    return SweepCounts(len(stale_flows), generations, accounts)
