@@ -85,6 +85,12 @@ class Vault:
     secrets: dict[str, Secret] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
+    def reset(self) -> None:
+        with self.lock:
+            self.secrets.clear()
+            self.clock.offset = 0.0
+            self.switches = VaultSwitches()
+
     def now(self) -> int:
         return int(self.clock.now())
 
@@ -296,10 +302,7 @@ def build_app(vault: Vault) -> web.Application:
         return web.Response(status=204)
 
     async def control_reset(request: web.Request) -> web.Response:
-        with vault.lock:
-            vault.secrets.clear()
-            vault.clock.offset = 0.0
-            vault.switches = VaultSwitches()
+        vault.reset()
         return web.json_response({"status": "reset"})
 
     async def control_advance(request: web.Request) -> web.Response:

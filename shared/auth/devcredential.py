@@ -35,8 +35,8 @@ class DevKeyVaultCredential:
     async def __aenter__(self) -> DevKeyVaultCredential:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None = None, exc_value: BaseException | None = None,
+                        traceback: TracebackType | None = None) -> None:
         await self.close()
 
 

@@ -16,6 +16,7 @@ from azure.core.credentials import AccessToken
 from kiota_abstractions.authentication import AnonymousAuthenticationProvider, AuthenticationProvider
 from kiota_authentication_azure.azure_identity_authentication_provider import AzureIdentityAuthenticationProvider
 from msgraph.graph_request_adapter import GraphRequestAdapter
+from msgraph.graph_request_adapter import options as graph_options
 from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
 
@@ -92,8 +93,9 @@ class World:
 
     def graph(self, token: str | None) -> GraphServiceClient:
         """msgraph-sdk pointed at the simulator, on an httpx client that trusts the local CA."""
+        # msgraph's own options matter: they turn /users/me-token-to-replace into /me.
         http = GraphClientFactory.create_with_default_middleware(
-            client=httpx.AsyncClient(verify=self.sim.certs.client_ssl_context(), timeout=10))
+            client=httpx.AsyncClient(verify=self.sim.certs.client_ssl_context(), timeout=10), options=graph_options)
         auth: AuthenticationProvider = AnonymousAuthenticationProvider() if token is None else \
             AzureIdentityAuthenticationProvider(StaticToken(token), scopes=[GRAPH_DEFAULT])
         adapter = GraphRequestAdapter(auth, client=http)
