@@ -61,20 +61,7 @@ class World:
         return msal.ConfidentialClientApplication(client_id, client_credential=secret, **common)
 
     def browser(self, auth_uri: str, user: str | None, decision: str = "approve") -> dict[str, str]:
-        """Open the consent page, pick ``user``, press approve or deny; return the redirect's query."""
-        page = self.session.get(auth_uri, allow_redirects=False, timeout=10)
-        assert page.status_code == 200, page.text
-        request_id = re.search(r'name="request" value="([^"]+)"', page.text)
-        action = re.search(r'<form method="post" action="([^"]+)"', page.text)
-        assert request_id, page.text
-        assert action, page.text
-        answer = self.session.post(f"{self.sim.url}{action.group(1)}", allow_redirects=False, timeout=10,
-                                   data={"request": request_id.group(1), "user": user or "", "decision": decision})
-        if answer.status_code == 302:
-            return dict(parse_qsl(urlsplit(answer.headers["Location"]).query))
-        # response_mode=form_post: the page posts these fields to the redirect URI.
-        assert answer.status_code == 200, answer.text
-        return dict(re.findall(r"<input type='hidden' name='([^']+)' value='([^']*)'>", answer.text))
+        return browser(self.session, self.sim.url, auth_uri, user, decision)
 
     def start_flow(self, app: msal.ClientApplication, scopes: list[str] | None = None,
                    redirect_uri: str = REDIRECT_URI) -> dict[str, Any]:
@@ -120,6 +107,24 @@ class StaticToken:
 
     async def __aexit__(self, *exc_info: object) -> None:
         return None
+
+
+def browser(session: requests.Session, base_url: str, auth_uri: str, user: str | None,
+            decision: str = "approve") -> dict[str, str]:
+    """Open the consent page, pick ``user``, press approve or deny; return what reaches the redirect URI."""
+    page = session.get(auth_uri, allow_redirects=False, timeout=10)
+    assert page.status_code == 200, page.text
+    request_id = re.search(r'name="request" value="([^"]+)"', page.text)
+    action = re.search(r'<form method="post" action="([^"]+)"', page.text)
+    assert request_id, page.text
+    assert action, page.text
+    answer = session.post(f"{base_url}{action.group(1)}", allow_redirects=False, timeout=10,
+                          data={"request": request_id.group(1), "user": user or "", "decision": decision})
+    if answer.status_code == 302:
+        return dict(parse_qsl(urlsplit(answer.headers["Location"]).query))
+    # response_mode=form_post: the page posts these fields to the redirect URI.
+    assert answer.status_code == 200, answer.text
+    return dict(re.findall(r"<input type='hidden' name='([^']+)' value='([^']*)'>", answer.text))
 
 
 def build_world(sim: Simulator, session: requests.Session) -> World:
