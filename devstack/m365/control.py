@@ -218,8 +218,10 @@ class Control:
                 token.expired = True
 
     def _revoke_sessions(self, user: User, body: dict[str, Any]) -> None:
-        # revokeSignInSessions: every refresh token issued before now stops working.
+        # revokeSignInSessions: every refresh token issued before now stops working, and (a CAE critical
+        # event) so do the access tokens.
         user.tokens_valid_from = self.state.clock.now() + 0.001
+        self._claims_challenge(user, body)
 
     def _withdraw_consent(self, user: User, body: dict[str, Any]) -> None:
         client_id = body.get("clientId")
@@ -228,7 +230,9 @@ class Control:
             del self.state.grants[key]
 
     def _reset_password(self, user: User, body: dict[str, Any]) -> None:
+        # Public clients' refresh tokens die; access tokens get a CAE challenge (a critical event).
         user.password_changed_at = self.state.clock.now() + 0.001
+        self._claims_challenge(user, body)
 
     def _require_interaction(self, user: User, body: dict[str, Any]) -> None:
         user.require_interaction = bool(body.get("required", True))

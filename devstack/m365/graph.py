@@ -96,12 +96,13 @@ class GraphAuth:
                              "valid.", self.challenge(request))
         user = self.state.users.get(claims.get("oid", "")) if claims.get("idtyp") == "user" else None
         if claims.get("idtyp") == "user":
-            if user is None or user.deleted:
+            if user is None:
                 raise GraphError(401, "InvalidAuthenticationToken", "Access token validation failure.",
                                  self.challenge(request))
             record = self.state.access_tokens.get(claims.get("uti", ""))
-            if record is not None and record.seq < user.cae_min_token_seq:
-                # Continuous access evaluation: a critical event revoked this token before its expiry.
+            if user.deleted or (record is not None and record.seq < user.cae_min_token_seq):
+                # Continuous access evaluation: a critical event (the user deleted, sessions revoked, a claims
+                # challenge asked for) rejects tokens issued before it.
                 claims_json = json.dumps({"access_token": {"nbf": {"essential": True, "value": str(int(now))}}})
                 raise GraphError(401, "InvalidAuthenticationToken",
                                  "Continuous access evaluation resulted in challenge with result: InteractionRequired "

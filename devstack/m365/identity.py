@@ -8,6 +8,7 @@ Entra's; codes the docs do not confirm are listed as assumed in docs/devstack.md
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import html
 import json
@@ -16,7 +17,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import unquote_plus, urlencode
 
 import jwt
 from aiohttp import web
@@ -191,14 +192,9 @@ class Identity:
             "scopes_supported": ["openid", "profile", "email", "offline_access"],
             "issuer": f"{origin}/{issuer_tenant}/v2.0",
             "request_uri_parameter_supported": False,
-            "userinfo_endpoint": f"{origin}/oidc/userinfo",
             "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
-            "end_session_endpoint": f"{base}/oauth2/v2.0/logout",
-            "http_logout_supported": True,
-            "frontchannel_logout_supported": True,
-            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "acr", "nonce",
-                                 "preferred_username", "name", "tid", "ver", "at_hash", "c_hash", "email"],
-            "kerberos_endpoint": f"{base}/kerberos",
+            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nonce", "preferred_username", "name", "tid",
+                                 "ver", "oid"],
             "tenant_region_scope": "EU",
             "cloud_instance_name": "microsoftonline.com",
             "cloud_graph_host_name": "graph.windows.net",
@@ -358,7 +354,8 @@ class Identity:
                 raise TokenError(400, "invalid_tenant", 90002, f"Tenant '{segment}' not found. Check to make sure "
                                  "you have the correct tenant ID and are signing into the correct cloud.")
             with self.state.lock:
-                app, confidential = self._authenticate_client(form, segment)
+                app, confidential = self._authenticate_client(form, segment,
+                                                              request.headers.get("Authorization", ""))
                 grant_type = form.get("grant_type", "")
                 if grant_type == "authorization_code":
                     body = self._redeem_code(request, app, confidential, segment, form)
@@ -374,7 +371,11 @@ class Identity:
                                suberror=exc.suberror, claims=exc.claims)
         return web.json_response(body, headers={"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"})
 
-    def _authenticate_client(self, form: dict[str, str], segment: str) -> tuple[App, bool]:
+    def _authenticate_client(self, form: dict[str, str], segment: str, authorization: str) -> tuple[App, bool]:
+        scheme, _, encoded = authorization.partition(" ")
+        if scheme.lower() == "basic":  # client_secret_basic (RFC 6749 §2.3.1), advertised in discovery
+            basic_id, _, basic_secret = base64.b64decode(encoded).decode().partition(":")
+            form = {**form, "client_id": unquote_plus(basic_id), "client_secret": unquote_plus(basic_secret)}
         client_id = form.get("client_id", "")
         app = self.state.apps.get(client_id)
         if app is None:

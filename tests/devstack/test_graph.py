@@ -38,6 +38,21 @@ async def test_me_with_a_delegated_token(world: World):
     assert (me.id, me.user_principal_name, me.display_name) == (world.alice, "alice@fabrikam.test", "Alice Archer")
 
 
+async def test_users_by_id_or_upn(world: World):
+    """GET /users/{id | userPrincipalName}; another user's profile needs User.ReadBasic.All or more (403
+    Authorization_RequestDenied with User.Read only)."""
+    client = world.graph(_app_token(world))
+    by_upn = await client.users.by_user_id("bob@fabrikam.test").get()
+    by_id = await client.users.by_user_id(world.bob).get()
+    assert by_upn is not None
+    assert by_id is not None
+    assert by_upn.id == by_id.id == world.bob
+    _, alice = world.sign_in(world.alice)
+    response = _raw(world, f"/users/{world.bob}", alice["access_token"])
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "Authorization_RequestDenied"
+
+
 async def test_calendars_list_and_get(world: World):
     """GET /users/{id}/calendars and /calendars/{id}: owner, canEdit, isDefaultCalendar (calendar resource)."""
     _, tokens = world.sign_in(world.alice)
@@ -195,6 +210,17 @@ async def test_claims_challenge_then_a_fresh_token_passes(world: World):
         claims).decode(), force_refresh=True)
     assert fresh is not None
     assert _raw(world, "/me", fresh["access_token"]).status_code == 200
+
+
+async def test_revocation_and_deletion_challenge_live_access_tokens(world: World):
+    """CAE critical events (sessions revoked, user deleted) reject access tokens issued before them."""
+    _, tokens = world.sign_in(world.alice)
+    assert _raw(world, "/me", tokens["access_token"]).status_code == 200
+    world.control("POST", f"users/{world.alice}/revoke-sessions")
+    assert 'error="insufficient_claims"' in _raw(world, "/me", tokens["access_token"]).headers["WWW-Authenticate"]
+    _, bob = world.sign_in(world.bob)
+    world.control("POST", f"users/{world.bob}/delete")
+    assert _raw(world, "/me", bob["access_token"]).status_code == 401
 
 
 async def test_request_ids_and_error_body_shape(world: World):

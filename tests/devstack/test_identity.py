@@ -370,3 +370,16 @@ def test_client_info_only_when_asked(world: World):
     _app, result = world.sign_in(world.bob)
     info = json.loads(base64.urlsafe_b64decode(result["client_info"] + "=="))
     assert info == {"uid": world.bob, "utid": TENANT_ID}
+
+
+def test_client_secret_basic_authentication(world: World):
+    """client_secret_basic (RFC 6749 §2.3.1), which the discovery document advertises."""
+    world.state.ensure_service_principal(TENANT_ID, CLIENT_ID)
+    response = world.session.post(f"{world.sim.url}/{TENANT_ID}/oauth2/v2.0/token", timeout=10,
+                                  auth=(CLIENT_ID, CLIENT_SECRET),
+                                  data={"grant_type": "client_credentials", "scope": GRAPH_DEFAULT})
+    assert response.status_code == 200, response.text
+    wrong = world.session.post(f"{world.sim.url}/{TENANT_ID}/oauth2/v2.0/token", timeout=10,
+                               auth=(CLIENT_ID, "wrong"), data={"grant_type": "client_credentials",
+                                                                "scope": GRAPH_DEFAULT})
+    assert wrong.json()["error_codes"] == [7000215]
