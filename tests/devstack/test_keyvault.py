@@ -3,9 +3,11 @@ the Key Vault secrets REST reference; platform-notes §6 for the challenge flow 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -14,6 +16,8 @@ from azure.keyvault.secrets.aio import SecretClient
 
 from devstack.keyvault import KeyVaultServer
 from shared.auth.devcredential import DEV_KEY_VAULT_TOKEN, DevKeyVaultCredential
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -107,7 +111,7 @@ async def test_delete_soft_deletes_and_the_name_conflicts_until_purged(client: S
     """DELETE gives a DeletedSecretBundle (recoveryId, deletedDate, scheduledPurgeDate); while deleted the name
     gives 409 Conflict (ObjectIsDeletedButRecoverable) and the secret 404; purge frees the name."""
     await client.set_secret("gone", "v")
-    deleted = await client.delete_secret("gone")
+    deleted = await _bounded(client.delete_secret("gone"))
     assert deleted.recovery_id is not None
     assert deleted.recovery_id.endswith("/deletedsecrets/gone")
     assert deleted.deleted_date is not None
@@ -131,8 +135,8 @@ async def test_recover_brings_every_version_back(client: SecretClient):
     """POST /deletedsecrets/{name}/recover restores the secret with its versions."""
     first = await client.set_secret("back", "one")
     await client.set_secret("back", "two")
-    await client.delete_secret("back")
-    recovered = await client.recover_deleted_secret("back")
+    await _bounded(client.delete_secret("back"))
+    recovered = await _bounded(client.recover_deleted_secret("back"))
     assert recovered.name == "back"
     assert (await client.get_secret("back")).value == "two"
     assert (await client.get_secret("back", first.properties.version)).value == "one"
@@ -159,6 +163,11 @@ def test_control_lists_stored_values(vault: KeyVaultServer):
     vault.vault.set("scan", {"value": "needle"})
     response = _raw(vault, "GET", "/_sim/secrets")
     assert response.json()["secrets"]["scan"] == ["needle"]
+
+
+async def _bounded(operation: Awaitable[T]) -> T:
+    # The SDK's delete and recover pollers poll until the server agrees; a wrong server would loop forever.
+    return await asyncio.wait_for(operation, timeout=10)
 
 
 def _datetime(epoch: int) -> dt.datetime:
