@@ -34,6 +34,8 @@ def seed(state: SimState, spec: dict[str, Any]) -> dict[str, Any]:
             calendars = u.get("calendars")
             user = state.add_user(tenant.id, u["upn"], u["displayName"], user_id=u.get("id"),
                                   is_admin=u.get("isAdmin", False), with_calendar=calendars is None)
+            user.mailbox = u.get("mailbox", "enabled")
+            user.deleted = u.get("deleted", False)
             created["users"].append(user.id)
             for c in calendars or []:
                 created["calendars"].append(state.add_calendar(user.id, c["name"], is_default=c.get("isDefault", False),

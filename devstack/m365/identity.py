@@ -223,8 +223,12 @@ class Identity:
         return app
 
     def _remember(self, kind: str, segment: str, params: dict[str, str]) -> str:
-        pending = PendingAuthorization(new_id(), kind, segment, params, self.state.clock.now())
+        now = self.state.clock.now()
+        pending = PendingAuthorization(new_id(), kind, segment, params, now)
         with self.state.lock:
+            # A consent page left open for an hour is abandoned; forget it so the state stays small.
+            for stale in [k for k, p in self.state.pending.items() if now - p.created_at > 3600]:
+                del self.state.pending[stale]
             self.state.pending[pending.id] = pending
         return pending.id
 

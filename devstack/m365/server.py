@@ -3,7 +3,6 @@ request-id headers, the request log and optional persistence to a JSON file."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +17,6 @@ from devstack.m365.state import LoggedRequest, SimState, new_id
 from devstack.serving import CLIENT_REQUEST_ID, MAILBOX, REQUEST_ID, ServerThread
 
 DEFAULT_PORT = 7443
-log = logging.getLogger("devstack.m365")
 
 
 def build_app(state: SimState, signer: Signer, state_file: Path | None = None) -> web.Application:
@@ -98,5 +96,8 @@ class Simulator:
 def load_or_new_state(state_file: Path | None) -> tuple[SimState, bool]:
     """The saved state if the file exists (True), else an empty one (False)."""
     if state_file is not None and state_file.exists():
-        return SimState.load(state_file), True
+        try:
+            return SimState.load(state_file), True
+        except (ValueError, TypeError, KeyError) as exc:
+            raise RuntimeError(f"cannot load {state_file} ({exc}); delete it to start from the demo seed") from exc
     return SimState(), False

@@ -276,7 +276,8 @@ class SimState:
 
     def add_calendar(self, owner_id: str, name: str, *, is_default: bool = False, color: str = "auto",
                      calendar_id: str | None = None) -> Calendar:
-        owner = self.users[owner_id]
+        if owner_id not in self.users:
+            raise KeyError(f"unknown user {owner_id}")
         calendar = Calendar(calendar_id or ("AAMkA" + b64url(secrets.token_bytes(48))), owner_id, name,
                             is_default=is_default, color=color, change_key=b64url(secrets.token_bytes(12)))
         # Every calendar lists the organization's default free/busy entry (calendarPermission docs).
@@ -284,7 +285,6 @@ class SimState:
             id="RGVmYXVsdA==", address="", name="My Organization", role="freeBusyRead",
             allowed_roles=["none", "freeBusyRead", "limitedRead", "read", "write"], is_removable=False))
         self.calendars[calendar.id] = calendar
-        del owner
         return calendar
 
     def share_calendar(self, calendar_id: str, with_user_id: str, role: str) -> CalendarPermission:

@@ -18,7 +18,7 @@ import requests
 from devstack.certs import ROOT, CertPaths
 from devstack.m365.control import DEMO_REDIRECT_URI, product_app_credentials, seed_demo
 from devstack.m365.server import Simulator
-from devstack.simulators import start_simulator
+from devstack.simulators import start_simulator, start_simulators
 from tests.devstack.world import World, browser
 
 
@@ -98,3 +98,28 @@ def test_state_file_keeps_the_directory_and_refresh_tokens(tmp_path: Path, certs
         assert "access_token" in again.acquire_token_by_refresh_token(refresh_token, ["User.Read"])
     finally:
         second.stop()
+
+
+def test_start_simulators_for_up(tmp_path: Path):
+    """The hook `up` calls: both servers, the demo tenant, a handle that describes and stops them."""
+    running = start_simulators(m365_port=0, keyvault_port=0, state_file=tmp_path / "state.json")
+    try:
+        lines = running.describe()
+        assert running.simulator.url in lines[0]
+        assert running.keyvault.url in lines[1]
+        assert str(running.simulator.certs.ca_pem) in lines[2]
+        assert running.simulator.state.find_user("adele@contoso.test") is not None
+        assert (tmp_path / "state.json").exists()
+    finally:
+        running.stop()
+    assert running.simulator.server is None
+
+
+def test_seeded_mailbox_states(world: World):
+    """Mailbox states are seedable: a disabled mailbox and a deleted user from the seed itself."""
+    created = world.control("POST", "seed", {"tenants": [{"name": "T", "domain": "t.test", "users": [
+        {"upn": "off@t.test", "displayName": "Off Line", "mailbox": "notEnabledForRestApi"},
+        {"upn": "gone@t.test", "displayName": "Gone Away", "deleted": True}]}]})
+    off, gone = (world.state.users[i] for i in created["users"])
+    assert off.mailbox == "notEnabledForRestApi"
+    assert gone.deleted
