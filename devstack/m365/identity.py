@@ -32,7 +32,6 @@ from devstack.m365.state import (
     App,
     PendingAuthorization,
     SimState,
-    Tenant,
     User,
     b64url,
     new_id,
@@ -164,15 +163,12 @@ class Identity:
 
     # --- discovery ---------------------------------------------------------------------------
 
-    def _tenant_or_none(self, segment: str) -> Tenant | None:
-        return self.state.find_tenant(segment)
-
     def _known_segment(self, segment: str) -> bool:
-        return segment.lower() in MULTI_TENANT_SEGMENTS or self._tenant_or_none(segment) is not None
+        return segment.lower() in MULTI_TENANT_SEGMENTS or self.state.find_tenant(segment) is not None
 
     async def discovery(self, request: web.Request) -> web.Response:
         segment = request.match_info["tenant"]
-        tenant = self._tenant_or_none(segment)
+        tenant = self.state.find_tenant(segment)
         if tenant is None and segment.lower() not in MULTI_TENANT_SEGMENTS:
             return entra_error(request, self.state, 400, "invalid_tenant", 90002,
                                f"Tenant '{segment}' not found. Check to make sure you have the correct tenant ID "
@@ -183,12 +179,12 @@ class Identity:
         base = f"{origin}/{segment}"
         return web.json_response({
             "token_endpoint": f"{base}/oauth2/v2.0/token",
-            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
             "jwks_uri": f"{base}/discovery/v2.0/keys",
             "response_modes_supported": ["query", "fragment", "form_post"],
             "subject_types_supported": ["pairwise"],
             "id_token_signing_alg_values_supported": ["RS256"],
-            "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+            "response_types_supported": ["code"],
             "scopes_supported": ["openid", "profile", "email", "offline_access"],
             "issuer": f"{origin}/{issuer_tenant}/v2.0",
             "request_uri_parameter_supported": False,
@@ -274,7 +270,7 @@ class Identity:
                              params.get("login_hint"), admin=False)
 
     def _candidates(self, segment: str, admins_only: bool = False) -> list[User]:
-        tenant = self._tenant_or_none(segment)
+        tenant = self.state.find_tenant(segment)
         return [u for u in self.state.users.values()
                 if not u.deleted and (tenant is None or u.tenant_id == tenant.id) and (u.is_admin or not admins_only)]
 
@@ -286,7 +282,7 @@ class Identity:
         params = pending.params
         if user is None or user.deleted:
             return error_page(400, 50034, "The user account does not exist in the directory.")
-        tenant = self._tenant_or_none(pending.tenant)
+        tenant = self.state.find_tenant(pending.tenant)
         if tenant is not None and user.tenant_id != tenant.id:
             return error_page(400, 50020, f"User account '{user.upn}' does not exist in tenant '{tenant.name}' and "
                                           "cannot access the application in that tenant.")
@@ -440,7 +436,7 @@ class Identity:
         if token.client_id != app.client_id:
             raise invalid_grant(70000, "Provided grant is invalid or malformed.")
         user = state.users[token.user_id]
-        tenant = self._tenant_or_none(segment)
+        tenant = self.state.find_tenant(segment)
         if tenant is not None and tenant.id != user.tenant_id:
             raise invalid_grant(50020, f"User account '{user.upn}' does not exist in tenant '{tenant.name}'.")
         now = state.clock.now()
@@ -524,7 +520,7 @@ class Identity:
             raise TokenError(400, "invalid_scope", 1002012, f"The provided value for scope {form.get('scope', '')} "
                              "is not valid. Client credential flows must have a scope value with /.default suffixed "
                              "to the resource identifier (application ID URI).")
-        tenant = self._tenant_or_none(segment)
+        tenant = self.state.find_tenant(segment)
         if tenant is None:
             # assumed: the app-only flow needs a tenant-specific authority
             raise TokenError(400, "invalid_request", 900023, f"Specified tenant identifier '{segment}' is neither a "
