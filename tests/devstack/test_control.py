@@ -6,6 +6,7 @@ from tests.devstack.world import World
 
 
 def test_seed_over_http_then_reset(world: World):
+    """POST /_sim/seed creates a tenant reachable by its domain; POST /_sim/reset empties everything."""
     created = world.control("POST", "seed", {"tenants": [{"name": "Tailspin", "domain": "tailspin.test", "users": [
         {"upn": "dan@tailspin.test", "displayName": "Dan Drake", "calendars": [{"name": "Calendar",
                                                                                 "isDefault": True}]}]}]})
@@ -20,6 +21,7 @@ def test_seed_over_http_then_reset(world: World):
 
 
 def test_switches_and_clock(world: World):
+    """PATCH /_sim/switches changes token lifetimes; the clock only moves forward; unknown switches are 400."""
     switches = world.control("PATCH", "switches", {"access_token_seconds": 60})
     assert switches["access_token_seconds"] == 60
     _, tokens = world.sign_in(world.alice)
@@ -31,6 +33,8 @@ def test_switches_and_clock(world: World):
 
 
 def test_seed_rejects_a_bad_spec(world: World):
+    """A seed missing a required field is a 400 naming the field."""
     response = world.session.post(f"{world.sim.url}/_sim/seed", json={"tenants": [{"name": "no domain"}]},
                                   timeout=10)
     assert response.status_code == 400
+    assert "domain" in response.json()["error"]
