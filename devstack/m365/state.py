@@ -1,0 +1,414 @@
+"""The simulator's state: directory (tenants, users, apps), consent grants, issued codes and tokens,
+mailboxes and calendars, fault switches, the request log. In memory, optionally saved to a JSON file.
+
+Every time comes from ``Clock``, which a control call can move forward, so expiry tests need no waiting.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import secrets
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+GRAPH_RESOURCE = "https://graph.microsoft.com"
+OIDC_SCOPES = frozenset({"openid", "profile", "offline_access", "email"})
+
+# Graph permissions the simulator knows (graph-notes §7.2 and the Graph permissions reference).
+DELEGATED_SCOPES = frozenset({
+    "User.Read", "User.ReadBasic.All", "User.Read.All",
+    "Calendars.ReadBasic", "Calendars.Read", "Calendars.ReadWrite",
+    "Calendars.Read.Shared", "Calendars.ReadWrite.Shared", "MailboxSettings.Read",
+})
+APPLICATION_ROLES = frozenset({"User.Read.All", "Calendars.Read", "Calendars.ReadWrite", "Calendars.ReadBasic.All"})
+
+
+class Clock:
+    """Wall time plus an offset that ``advance`` moves; seconds since the epoch."""
+
+    def __init__(self, offset: float = 0.0) -> None:
+        self.offset = offset
+
+    def now(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+@dataclass
+class Switches:
+    """Behaviour the docs do not pin down. Each is marked: documented, or assumed (our choice)."""
+
+    access_token_seconds: int = 3600  # assumed: Entra varies 60-90 minutes; a fixed hour is predictable
+    code_seconds: int = 600  # documented: codes are short-lived, "about 10 minutes"
+    refresh_inactivity_days: int = 90  # documented (graph-notes §7.3)
+    # assumed: the error of a mailbox call for a user who was deleted (field reports also show ErrorInvalidUser)
+    deleted_user_mailbox_code: str = "ErrorItemNotFound"
+
+
+@dataclass
+class Tenant:
+    id: str
+    name: str
+    domain: str
+    # client_id -> application permissions (app roles) an admin granted to the app in this tenant
+    app_roles: dict[str, list[str]] = field(default_factory=dict)
+    # client_id -> delegated scopes an admin granted for all users
+    admin_scopes: dict[str, list[str]] = field(default_factory=dict)
+    # apps with a service principal here (any consent creates one)
+    service_principals: list[str] = field(default_factory=list)
+
+
+@dataclass
+class User:
+    id: str
+    tenant_id: str
+    upn: str
+    display_name: str
+    is_admin: bool = False
+    deleted: bool = False
+    mailbox: str = "enabled"  # or "notEnabledForRestApi"
+    tokens_valid_from: float = 0.0  # revokeSignInSessions moves it to now
+    password_changed_at: float = 0.0
+    require_interaction: bool = False  # next token request needs an interactive sign-in (MFA, CA)
+    cae_min_token_seq: int = 0  # access tokens issued before this sequence get a CAE claims challenge
+
+
+@dataclass
+class AppSecret:
+    key_id: str
+    value: str
+    expires_at: float
+
+
+@dataclass
+class App:
+    client_id: str
+    name: str
+    home_tenant_id: str
+    redirect_uris: list[str]
+    secrets: list[AppSecret] = field(default_factory=list)
+    public_client: bool = False
+    # what the registration asks for statically (used by /.default and admin consent)
+    delegated_permissions: list[str] = field(default_factory=list)
+    application_permissions: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Grant:
+    """A user's consent to an app's delegated scopes."""
+
+    client_id: str
+    user_id: str
+    scopes: list[str]
+    granted_at: float
+
+
+@dataclass
+class CalendarPermission:
+    id: str
+    address: str
+    name: str
+    role: str
+    allowed_roles: list[str]
+    is_removable: bool = True
+    is_inside_organization: bool = True
+
+
+@dataclass
+class Calendar:
+    id: str
+    owner_id: str
+    name: str
+    is_default: bool = False
+    color: str = "auto"
+    hex_color: str = ""
+    change_key: str = ""
+    permissions: list[CalendarPermission] = field(default_factory=list)
+
+
+@dataclass
+class AuthCode:
+    code: str
+    client_id: str
+    user_id: str
+    redirect_uri: str
+    scopes: list[str]
+    code_challenge: str | None
+    code_challenge_method: str | None
+    nonce: str | None
+    issued_at: float
+    auth_time: float
+    redeemed: bool = False
+
+
+@dataclass
+class RefreshToken:
+    token: str
+    client_id: str
+    user_id: str
+    issued_at: float
+    last_used_at: float
+    auth_time: float  # of the interactive sign-in the chain started from
+    confidential: bool
+    expired: bool = False  # forced inactivity expiry (control API)
+
+
+@dataclass
+class AccessTokenRecord:
+    uti: str
+    seq: int
+    client_id: str
+    user_id: str | None
+    issued_at: float
+
+
+@dataclass
+class PendingAuthorization:
+    """An authorize request waiting for the consent page's decision."""
+
+    id: str
+    kind: str  # "authorize" or "adminconsent"
+    tenant: str
+    params: dict[str, str]
+    created_at: float
+
+
+@dataclass
+class Issued:
+    kind: str  # access_token, id_token, refresh_token, code, client_secret
+    value: str
+    issued_at: float
+    client_id: str
+    user_id: str | None = None
+
+
+@dataclass
+class LoggedRequest:
+    time: float
+    method: str
+    path: str
+    route: str
+    status: int
+    mailbox: str | None
+    request_id: str
+    client_request_id: str | None
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def opaque_token(prefix: str) -> str:
+    """An opaque string shaped like Entra's refresh tokens and codes ("1.A…", "0.A…"), which the
+    product's log redaction recognizes."""
+    return prefix + secrets.token_urlsafe(96)
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+# What the JSON file keeps (the local demo survives a restart); codes, access tokens and logs do not.
+_PERSISTED: dict[str, tuple[type, Any]] = {
+    "tenants": (Tenant, lambda t: t.id),
+    "users": (User, lambda u: u.id),
+    "apps": (App, lambda a: a.client_id),
+    "grants": (Grant, lambda g: f"{g.client_id}|{g.user_id}"),
+    "calendars": (Calendar, lambda c: c.id),
+    "refresh_tokens": (RefreshToken, lambda r: r.token),
+}
+
+
+@dataclass
+class SimState:
+    clock: Clock = field(default_factory=Clock)
+    switches: Switches = field(default_factory=Switches)
+    tenants: dict[str, Tenant] = field(default_factory=dict)
+    users: dict[str, User] = field(default_factory=dict)
+    apps: dict[str, App] = field(default_factory=dict)
+    grants: dict[str, Grant] = field(default_factory=dict)  # key: client_id|user_id
+    calendars: dict[str, Calendar] = field(default_factory=dict)
+    codes: dict[str, AuthCode] = field(default_factory=dict)
+    refresh_tokens: dict[str, RefreshToken] = field(default_factory=dict)
+    access_tokens: dict[str, AccessTokenRecord] = field(default_factory=dict)
+    pending: dict[str, PendingAuthorization] = field(default_factory=dict)
+    issued: list[Issued] = field(default_factory=list)
+    requests: list[LoggedRequest] = field(default_factory=list)
+    route_counts: Counter[str] = field(default_factory=Counter)
+    mailbox_counts: Counter[str] = field(default_factory=Counter)
+    token_seq: int = 0
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    def reset(self) -> None:
+        """Back to empty, clock included, keeping the lock (the server thread holds a reference)."""
+        with self.lock:
+            fresh = SimState()
+            for f in dataclasses.fields(SimState):
+                if f.name != "lock":
+                    setattr(self, f.name, getattr(fresh, f.name))
+
+    # --- directory ---------------------------------------------------------------------------
+
+    def add_tenant(self, name: str, domain: str, tenant_id: str | None = None) -> Tenant:
+        tenant = Tenant(tenant_id or new_id(), name, domain)
+        self.tenants[tenant.id] = tenant
+        return tenant
+
+    def add_user(self, tenant_id: str, upn: str, display_name: str, *, user_id: str | None = None,
+                 is_admin: bool = False, with_calendar: bool = True) -> User:
+        if tenant_id not in self.tenants:
+            raise KeyError(f"unknown tenant {tenant_id}")
+        user = User(user_id or new_id(), tenant_id, upn, display_name, is_admin=is_admin)
+        self.users[user.id] = user
+        if with_calendar:
+            self.add_calendar(user.id, "Calendar", is_default=True)
+        return user
+
+    def add_calendar(self, owner_id: str, name: str, *, is_default: bool = False, color: str = "auto",
+                     calendar_id: str | None = None) -> Calendar:
+        if owner_id not in self.users:
+            raise KeyError(f"unknown user {owner_id}")
+        calendar = Calendar(calendar_id or ("AAMkA" + b64url(secrets.token_bytes(48))), owner_id, name,
+                            is_default=is_default, color=color, change_key=b64url(secrets.token_bytes(12)))
+        # Every calendar lists the organization's default free/busy entry (calendarPermission docs).
+        calendar.permissions.append(CalendarPermission(
+            id="RGVmYXVsdA==", address="", name="My Organization", role="freeBusyRead",
+            allowed_roles=["none", "freeBusyRead", "limitedRead", "read", "write"], is_removable=False))
+        self.calendars[calendar.id] = calendar
+        return calendar
+
+    def share_calendar(self, calendar_id: str, with_user_id: str, role: str) -> CalendarPermission:
+        sharee = self.users[with_user_id]
+        permission = CalendarPermission(
+            id=b64url(secrets.token_bytes(24)), address=sharee.upn, name=sharee.display_name, role=role,
+            allowed_roles=["none", "freeBusyRead", "limitedRead", "read", "write",
+                           "delegateWithoutPrivateEventAccess", "delegateWithPrivateEventAccess"])
+        self.calendars[calendar_id].permissions.append(permission)
+        return permission
+
+    def add_app(self, client_id: str, name: str, home_tenant_id: str, redirect_uris: list[str], *,
+                secret: str | None = None, secret_days: float = 180, public_client: bool = False,
+                delegated: list[str] | None = None, application: list[str] | None = None) -> App:
+        app = App(client_id, name, home_tenant_id, list(redirect_uris), public_client=public_client,
+                  delegated_permissions=list(delegated or []), application_permissions=list(application or []))
+        if secret is not None:
+            self.add_app_secret(app, secret, secret_days)
+        self.apps[client_id] = app
+        return app
+
+    def add_app_secret(self, app: App, value: str, days: float) -> AppSecret:
+        created = AppSecret(new_id(), value, self.clock.now() + days * 86400)
+        app.secrets.append(created)
+        self.record_issued("client_secret", value, app.client_id)
+        return created
+
+    def find_tenant(self, segment: str) -> Tenant | None:
+        """A tenant by the authority's path segment: its id or its domain."""
+        if segment in self.tenants:
+            return self.tenants[segment]
+        return next((t for t in self.tenants.values() if t.domain.lower() == segment.lower()), None)
+
+    def find_user(self, key: str, tenant_id: str | None = None) -> User | None:
+        """A user by object id or user principal name, optionally within one tenant."""
+        for user in self.users.values():
+            if (user.id == key or user.upn.lower() == key.lower()) and tenant_id in (None, user.tenant_id):
+                return user
+        return None
+
+    def calendars_of(self, user_id: str) -> list[Calendar]:
+        owned = [c for c in self.calendars.values() if c.owner_id == user_id]
+        return sorted(owned, key=lambda c: (not c.is_default, c.name))
+
+    # --- consent -----------------------------------------------------------------------------
+
+    def consented_scopes(self, client_id: str, user: User) -> set[str]:
+        grant = self.grants.get(f"{client_id}|{user.id}")
+        scopes = set(grant.scopes) if grant else set()
+        scopes |= set(self.tenants[user.tenant_id].admin_scopes.get(client_id, []))
+        return scopes
+
+    def grant_consent(self, client_id: str, user: User, scopes: set[str]) -> None:
+        key = f"{client_id}|{user.id}"
+        existing = self.grants.get(key)
+        merged = scopes | set(existing.scopes if existing else [])
+        self.grants[key] = Grant(client_id, user.id, sorted(merged), self.clock.now())
+        self.ensure_service_principal(user.tenant_id, client_id)
+
+    def ensure_service_principal(self, tenant_id: str, client_id: str) -> None:
+        tenant = self.tenants[tenant_id]
+        if client_id not in tenant.service_principals:
+            tenant.service_principals.append(client_id)
+
+    # --- issuing -----------------------------------------------------------------------------
+
+    def record_issued(self, kind: str, value: str, client_id: str, user_id: str | None = None) -> None:
+        self.issued.append(Issued(kind, value, self.clock.now(), client_id, user_id))
+
+    def new_code(self, **fields: Any) -> AuthCode:
+        code = AuthCode(code=opaque_token("1.A"), issued_at=self.clock.now(), **fields)
+        self.codes[code.code] = code
+        self.record_issued("code", code.code, code.client_id, code.user_id)
+        return code
+
+    def new_refresh_token(self, client_id: str, user_id: str, auth_time: float, confidential: bool) -> RefreshToken:
+        now = self.clock.now()
+        token = RefreshToken(opaque_token("1.A"), client_id, user_id, now, now, auth_time, confidential)
+        self.refresh_tokens[token.token] = token
+        self.record_issued("refresh_token", token.token, client_id, user_id)
+        return token
+
+    def new_access_record(self, client_id: str, user_id: str | None) -> AccessTokenRecord:
+        self.token_seq += 1
+        record = AccessTokenRecord(b64url(secrets.token_bytes(16)), self.token_seq, client_id, user_id,
+                                   self.clock.now())
+        self.access_tokens[record.uti] = record
+        return record
+
+    # --- request log -------------------------------------------------------------------------
+
+    def log_request(self, entry: LoggedRequest) -> None:
+        self.requests.append(entry)
+        self.route_counts[entry.route] += 1
+        if entry.mailbox:
+            self.mailbox_counts[entry.mailbox] += 1
+
+    # --- persistence -------------------------------------------------------------------------
+
+    def to_json(self) -> str:
+        data: dict[str, Any] = {name: [dataclasses.asdict(v) for v in getattr(self, name).values()]
+                                for name in _PERSISTED}
+        data["clock_offset"] = self.clock.offset
+        data["switches"] = dataclasses.asdict(self.switches)
+        return json.dumps(data, indent=1)
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(self.to_json())
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> SimState:
+        data = json.loads(path.read_text())
+        state = cls(clock=Clock(data.get("clock_offset", 0.0)), switches=Switches(**data.get("switches", {})))
+        for name, (kind, key_of) in _PERSISTED.items():
+            target = getattr(state, name)
+            for item in data.get(name, []):
+                obj = _from_dict(kind, item)
+                target[key_of(obj)] = obj
+        return state
+
+
+def _from_dict(kind: type, item: dict[str, Any]) -> Any:
+    nested = {"secrets": AppSecret, "permissions": CalendarPermission}
+    values = {k: [nested[k](**x) for x in v] if k in nested else v for k, v in item.items()}
+    return kind(**values)
