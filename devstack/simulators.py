@@ -99,7 +99,7 @@ def run_keyvault(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_commands(commands: argparse._SubParsersAction) -> None:
     m365 = commands.add_parser("m365", help="run the Microsoft 365 simulator (Entra ID sign-in and Graph) alone")
     m365.add_argument("--port", type=int, default=M365_PORT, help=f"HTTPS port (default {M365_PORT}; 0 picks one)")
     m365.add_argument("--state", type=Path, default=None, help="JSON file to load the state from and save it to")
