@@ -53,10 +53,11 @@ async def connect_link(req: func.HttpRequest) -> func.HttpResponse:
     return respond(await connector().open_link(req.route_params.get("session", "")))
 
 
-@app.route(route="oauth/callback", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@app.route(route="oauth/callback", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
 async def oauth_callback(req: func.HttpRequest) -> func.HttpResponse:
-    query_length = len(req.url.partition("?")[2])
-    return respond(await connector().callback(dict(req.params), query_length))
+    # Entra ID posts the response as a form (response_mode=form_post); GET carries errors from older links.
+    raw = req.get_body().decode("utf-8", "replace") if req.method == "POST" else req.url.partition("?")[2]
+    return respond(await connector().callback(raw))
 
 
 @app.route(route="accounts/{account}/confirm", methods=["POST"])

@@ -130,10 +130,12 @@ class Connector:
 
     # --- 3. the callback ---------------------------------------------------------------------------
 
-    async def callback(self, query: Mapping[str, str], raw_query_length: int) -> HttpResult:
-        """GET /api/oauth/callback?code&state (or ?error&error_description&state)."""
-        if raw_query_length > MAX_QUERY_LENGTH:
+    async def callback(self, encoded: str) -> HttpResult:
+        """/api/oauth/callback: the IdP's answer (code and state, or error, error_description and state),
+        form-encoded in a POST body (response_mode=form_post) or in a GET query string."""
+        if len(encoded) > MAX_QUERY_LENGTH:
             return page(414, "Request too long", "The sign-in response is too long to be genuine.", hint=START_AGAIN)
+        query = dict(parse_qsl(encoded))
         state = query.get("state", "")
         flow_row = await self._consume_flow(state) if state else None
         if flow_row is None:

@@ -63,8 +63,11 @@ class MsalIdentityProvider:
 
     async def start(self, redirect_uri: str, *, login_hint: str | None = None) -> AuthStart:
         def run() -> dict[str, Any]:
+            # form_post: the code travels in a POST body, so it never sits in a URL that request logs
+            # (App Insights records query strings), browser history or a Referer header keep.
             return dict(self._app().initiate_auth_code_flow(
-                list(self._settings.scopes), redirect_uri=redirect_uri, login_hint=login_hint))
+                list(self._settings.scopes), redirect_uri=redirect_uri, login_hint=login_hint,
+                response_mode="form_post"))
 
         flow = await asyncio.to_thread(_guard, run)
         return AuthStart(flow["auth_uri"], flow["state"], flow)

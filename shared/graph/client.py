@@ -11,6 +11,7 @@ import httpx
 from azure.core.credentials import AccessToken
 from kiota_authentication_azure.azure_identity_authentication_provider import AzureIdentityAuthenticationProvider
 from msgraph.graph_request_adapter import GraphRequestAdapter
+from msgraph.graph_request_adapter import options as graph_options
 from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
 
@@ -23,8 +24,9 @@ def http_client(settings: Settings) -> httpx.AsyncClient:
     verify: ssl.SSLContext | bool = True
     if settings.local_ca_bundle:
         verify = ssl.create_default_context(cafile=settings.local_ca_bundle)
+    # msgraph's own options matter: without them /me goes out as /users/me-token-to-replace.
     client: httpx.AsyncClient = GraphClientFactory.create_with_default_middleware(
-        client=httpx.AsyncClient(verify=verify, timeout=30.0))
+        client=httpx.AsyncClient(verify=verify, timeout=30.0), options=graph_options)
     return client
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
@@ -50,7 +50,7 @@ class World:
     async def sign_in(self, ref: str = "saas-user-1", username: str = "ada@contoso.test") -> tuple[str, str]:
         """Session, link, consent and callback: returns (account, result token)."""
         state = await self.open(await self.session(ref))
-        result = await self.connector.callback({"state": state, "code": self.idp.code_for(username)}, 100)
+        result = await self.connector.callback(urlencode({"state": state, "code": self.idp.code_for(username)}))
         assert result.status == 302, result.text
         query = parse_qs(urlsplit(result.headers["Location"]).query)
         return query["account"][0], query[RESULT_PARAM][0]
@@ -61,6 +61,10 @@ class World:
 
     async def rows(self, table: str) -> list[Row]:
         return self.services.tables.rows(table)  # type: ignore[attr-defined]
+
+
+def ada_code(world: World) -> str:
+    return world.idp.code_for("ada@contoso.test")
 
 
 @pytest.fixture
@@ -152,8 +156,8 @@ async def test_callback_records_a_pending_connection_and_redirects_with_a_result
 async def test_callback_state_works_once(world):
     state = await world.open(await world.session())
     code = world.idp.code_for("ada@contoso.test")
-    assert (await world.connector.callback({"state": state, "code": code}, 100)).status == 302
-    replay = await world.connector.callback({"state": state, "code": code}, 100)
+    assert (await world.connector.callback(urlencode({"state": state, "code": code}))).status == 302
+    replay = await world.connector.callback(urlencode({"state": state, "code": code}))
     assert replay.status == 400
     assert "already used" in replay.text
 
@@ -162,7 +166,7 @@ async def test_callback_state_works_once(world):
     {}, {"code": "x"}, {"state": "forged", "code": "x"}, {"state": "s" * 600, "code": "x"},
 ])
 async def test_callback_without_a_known_state_is_refused(world, query):
-    result = await world.connector.callback(query, 100)
+    result = await world.connector.callback(urlencode(query))
     assert result.status == 400
     assert await world.rows(ACCOUNTS) == []
 
@@ -170,21 +174,21 @@ async def test_callback_without_a_known_state_is_refused(world, query):
 async def test_callback_after_the_flow_expired_is_refused(world):
     state = await world.open(await world.session())
     world.clock.advance(601)
-    result = await world.connector.callback({"state": state, "code": world.idp.code_for("ada@contoso.test")}, 100)
+    result = await world.connector.callback(urlencode({"state": state, "code": ada_code(world)}))
     assert result.status == 400
     assert await world.rows(ACCOUNTS) == []
 
 
 async def test_oversized_callback_is_refused(world):
-    result = await world.connector.callback({"state": "x"}, 20_000)
+    result = await world.connector.callback("state=" + "x" * 20_000)
     assert result.status == 414
 
 
 async def test_idp_error_with_hostile_description_is_shown_escaped_and_stores_nothing(world):
     state = await world.open(await world.session())
     hostile = '<script>alert("x")</script><img src=x onerror=alert(1)>'
-    result = await world.connector.callback({"state": state, "error": "access_denied",
-                                             "error_description": hostile}, 200)
+    result = await world.connector.callback(urlencode({"state": state, "error": "access_denied",
+                                                       "error_description": hostile}))
     assert result.status == 400
     assert "<script>" not in result.text
     assert "&lt;script&gt;" in result.text
@@ -197,10 +201,10 @@ async def test_idp_error_with_hostile_description_is_shown_escaped_and_stores_no
 async def test_a_replayed_code_is_refused_and_stores_nothing(world):
     state1 = await world.open(await world.session())
     code = world.idp.code_for("ada@contoso.test")
-    await world.connector.callback({"state": state1, "code": code}, 100)
+    await world.connector.callback(urlencode({"state": state1, "code": code}))
     before = len(await world.rows(ACCOUNTS))
     state2 = await world.open(await world.session())
-    result = await world.connector.callback({"state": state2, "code": code}, 100)
+    result = await world.connector.callback(urlencode({"state": state2, "code": code}))
     assert result.status == 400
     assert len(await world.rows(ACCOUNTS)) == before
 
@@ -208,7 +212,7 @@ async def test_a_replayed_code_is_refused_and_stores_nothing(world):
 async def test_an_unsupported_mailbox_is_refused_at_connect(world):
     world.directory.unsupported_users.add("ada@contoso.test")
     state = await world.open(await world.session())
-    result = await world.connector.callback({"state": state, "code": world.idp.code_for("ada@contoso.test")}, 100)
+    result = await world.connector.callback(urlencode({"state": state, "code": ada_code(world)}))
     assert result.status == 400
     assert "cannot be connected" in result.text
     assert await world.rows(ACCOUNTS) == []
@@ -217,7 +221,7 @@ async def test_an_unsupported_mailbox_is_refused_at_connect(world):
 async def test_an_app_credential_failure_raises_the_alarm_not_an_account_status(world):
     state = await world.open(await world.session())
     world.idp.fail_next = AppAuthError("invalid_client", aad_code="AADSTS7000222")
-    result = await world.connector.callback({"state": state, "code": world.idp.code_for("ada@contoso.test")}, 100)
+    result = await world.connector.callback(urlencode({"state": state, "code": ada_code(world)}))
     assert result.status == 503
     alarm = await world.repo.get_app_state(APP_ALARM)
     assert alarm is not None
@@ -312,7 +316,7 @@ async def test_dead_grant_turns_needs_reconnect_with_a_fresh_link(world):
     # The reconnect link leads through the same flow back to an active account.
     link = body["reconnect_url"].rsplit("/", 1)[1]
     state = await world.open(link)
-    callback = await world.connector.callback({"state": state, "code": world.idp.code_for("ada@contoso.test")}, 100)
+    callback = await world.connector.callback(urlencode({"state": state, "code": ada_code(world)}))
     token2 = parse_qs(urlsplit(callback.headers["Location"]).query)[RESULT_PARAM][0]
     assert (await world.confirm(account, token2)).status == 200
     assert (await world.repo.get(account)).status is Status.ACTIVE

@@ -20,7 +20,7 @@ def triggers():
     ("health_check", "health", ["GET"], "ANONYMOUS"),
     ("connect_sessions", "connect-sessions", ["POST"], "FUNCTION"),
     ("connect_link", "connect/{session}", ["GET"], "ANONYMOUS"),
-    ("oauth_callback", "oauth/callback", ["GET"], "ANONYMOUS"),
+    ("oauth_callback", "oauth/callback", ["GET", "POST"], "ANONYMOUS"),
     ("confirm_account", "accounts/{account}/confirm", ["POST"], "FUNCTION"),
     ("account", "accounts/{account}", ["GET", "DELETE"], "FUNCTION"),
 ])
