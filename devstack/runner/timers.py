@@ -1,0 +1,182 @@
+"""Timer triggers: NCRONTAB schedules under a singleton lock, with the host's schedule monitor.
+
+From the WebJobs extensions (Azure/azure-webjobs-sdk-extensions, Timers/Listener/TimerListener.cs
+and Timers/Scheduling/StorageScheduleMonitorV2.cs):
+- The listener is a singleton (``[Singleton(Mode = SingletonMode.Listener)]``): only the instance
+  holding a blob lease in container ``azure-webjobs-hosts`` runs the timer, so two runners on one
+  Azurite never fire the same occurrence. Here the lock blob is
+  ``locks/<hostId>/Host.Functions.<name>.Listener``; the others retry until it is free.
+- With ``useMonitor`` the status ``{"Last", "Next", "LastUpdated"}`` lives in the blob
+  ``timers/<hostId>/Host.Functions.<name>/status``. On start, a stored ``Next`` already in the past
+  means an occurrence was missed while no runner was up: the function runs at once with
+  ``past_due=True``. Otherwise ``runOnStartup`` runs it once at start.
+- The function receives the status as it was before the invocation (its ``Next`` is the occurrence
+  being fired); afterwards ``Last`` becomes the occurrence and ``Next`` the one after it. A failure
+  is logged and the schedule goes on.
+- Schedules run in UTC (the host uses the machine's local time zone or WEBSITE_TIME_ZONE; Azure's
+  default is UTC).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.functions.timer import TimerRequest
+from azure.storage.blob.aio import BlobLeaseClient, BlobServiceClient
+
+from devstack.runner.aio import sleep_unless
+from devstack.runner.index import FunctionSpec
+from devstack.runner.invoke import invoke
+from devstack.runner.ncrontab import CronSchedule
+
+log = logging.getLogger("devstack.runner")
+
+HOSTS_CONTAINER = "azure-webjobs-hosts"
+NEVER = datetime(1, 1, 1, tzinfo=UTC)  # the host's ScheduleMonitor.DefaultDateTime
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ScheduleStatus:
+    last: datetime
+    next: datetime
+    last_updated: datetime
+
+    def to_dict(self) -> dict[str, str]:
+        return {"Last": self.last.isoformat(), "Next": self.next.isoformat(),
+                "LastUpdated": self.last_updated.isoformat()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, str]) -> ScheduleStatus:
+        def when(key: str) -> datetime:
+            value = datetime.fromisoformat(data[key])
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
+        return cls(when("Last"), when("Next"), when("LastUpdated"))
+
+
+class TimerListener:
+    def __init__(self, spec: FunctionSpec, schedule: CronSchedule, service: BlobServiceClient, host_id: str, *,
+                 lock_seconds: int, lock_retry: float, time_limit: float | None = None,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.spec = spec
+        self.schedule = schedule
+        self.container = service.get_container_client(HOSTS_CONTAINER)
+        self.lock_blob = self.container.get_blob_client(f"locks/{host_id}/Host.Functions.{spec.name}.Listener")
+        self.status_blob = self.container.get_blob_client(f"timers/{host_id}/Host.Functions.{spec.name}/status")
+        self.use_monitor = bool(spec.trigger.get("useMonitor", True))
+        self.run_on_startup = bool(spec.trigger.get("runOnStartup", False))
+        self.lock_seconds = lock_seconds
+        self.lock_retry = lock_retry
+        self.time_limit = time_limit
+        self.clock = clock
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        with contextlib.suppress(ResourceExistsError):
+            await self.container.create_container()
+        with contextlib.suppress(ResourceExistsError):
+            await self.lock_blob.upload_blob(b"", overwrite=False)
+        while not stopping.is_set():
+            lease = await self._acquire()
+            if lease is None:
+                await sleep_unless(stopping, self.lock_retry)
+                continue
+            log.info("timer %s: this runner holds the singleton lock", self.spec.name)
+            await self._listen_holding(lease, stopping)
+
+    async def _listen_holding(self, lease: BlobLeaseClient, stopping: asyncio.Event) -> None:
+        # Listening ends when the runner stops or the lock is lost.
+        listen_stop = asyncio.Event()
+        keeper = asyncio.create_task(self._keep_lock(lease, listen_stop))
+        watcher = asyncio.create_task(stopping.wait())
+        watcher.add_done_callback(lambda _: listen_stop.set())
+        try:
+            await self._listen(listen_stop)
+        finally:
+            keeper.cancel()
+            watcher.cancel()
+            with contextlib.suppress(AzureError):
+                await lease.release()
+
+    async def _acquire(self) -> BlobLeaseClient | None:
+        lease = BlobLeaseClient(self.lock_blob)
+        try:
+            await lease.acquire(lease_duration=self.lock_seconds)
+        except HttpResponseError as exc:
+            if exc.status_code == 409:  # LeaseAlreadyPresent: another runner has it
+                return None
+            raise
+        return lease
+
+    async def _keep_lock(self, lease: BlobLeaseClient, lost: asyncio.Event) -> None:
+        while True:
+            await asyncio.sleep(self.lock_seconds / 3)
+            try:
+                await lease.renew()
+            except AzureError as exc:
+                log.warning("timer %s: lost the singleton lock: %s", self.spec.name, exc)
+                lost.set()
+                return
+
+    async def _listen(self, stop: asyncio.Event) -> None:
+        now = self.clock()
+        status = await self._read_status() if self.use_monitor else None
+        past_due = status is not None and now > status.next
+        if status is None:
+            status = ScheduleStatus(last=NEVER, next=self._next_after(now), last_updated=NEVER)
+        if past_due:
+            log.info("timer %s: past due (missed %s)", self.spec.name, status.next.isoformat())
+            status = await self._fire(status, now, past_due=True, unscheduled=True)
+        elif self.run_on_startup:
+            status = await self._fire(status, now, past_due=False, unscheduled=True)
+        while not stop.is_set():
+            delay = (status.next - self.clock()).total_seconds()
+            if delay > 0:
+                await sleep_unless(stop, delay)
+                continue
+            status = await self._fire(status, self.clock(), past_due=False, unscheduled=False)
+
+    async def _fire(self, status: ScheduleStatus, invoked_at: datetime, *, past_due: bool,
+                    unscheduled: bool) -> ScheduleStatus:
+        request = TimerRequest(past_due=past_due, schedule_status=status.to_dict() if self.use_monitor else None,
+                               schedule={"AdjustForDST": True})
+        with contextlib.suppress(Exception):  # invoke() logged it; a failure never stops the schedule
+            await invoke(self.spec, request, time_limit=self.time_limit,
+                         reason="Timer fired at " + invoked_at.isoformat())
+        # A timer that fires a hair early counts as the occurrence it was for (TimerListener's
+        # adjustedInvocationTime), so Next never repeats.
+        if not unscheduled and status.next > invoked_at:
+            invoked_at = status.next
+        updated = ScheduleStatus(last=invoked_at, next=self._next_after(invoked_at), last_updated=invoked_at)
+        if self.use_monitor:
+            await self._write_status(updated)
+        return updated
+
+    def _next_after(self, when: datetime) -> datetime:
+        found = self.schedule.next_after(when)
+        if found is None:
+            raise ValueError(f"timer {self.spec.name}: schedule {self.schedule.expression!r} never fires")
+        return found
+
+    async def _read_status(self) -> ScheduleStatus | None:
+        try:
+            data = await (await self.status_blob.download_blob()).readall()
+        except ResourceNotFoundError:
+            return None
+        return ScheduleStatus.from_dict(json.loads(data))
+
+    async def _write_status(self, status: ScheduleStatus) -> None:
+        try:
+            await self.status_blob.upload_blob(json.dumps(status.to_dict()), overwrite=True)
+        except AzureError as exc:  # best effort, as the host's StorageScheduleMonitor
+            log.error("timer %s: failed to update the timer status: %s", self.spec.name, exc)
+

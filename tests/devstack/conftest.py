@@ -1,0 +1,41 @@
+"""Runner fixtures: start the local runner on a test app, on a free port, against the session's
+Azurite, with timings shortened through RunnerConfig."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import uuid
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from devstack.azurite import Azurite, free_port
+from devstack.runner.config import RunnerConfig
+from devstack.runner.host import Runner
+
+APPS = Path(__file__).parent / "apps"
+
+
+def app_module(name: str) -> ModuleType:
+    """The test app module as the runner imports it (top-level name, from APPS)."""
+    if str(APPS) not in sys.path:
+        sys.path.insert(0, str(APPS))
+    return importlib.import_module(name)
+
+
+@pytest.fixture
+async def start_runner(azurite: Azurite):
+    started: list[Runner] = []
+
+    async def start(app: str, **overrides) -> Runner:
+        config = RunnerConfig(**{"port": free_port(), "host_id": f"test-{uuid.uuid4().hex[:8]}",
+                                 "shutdown_grace": 10.0, **overrides})
+        runner = Runner(app, app_dir=APPS, config=config, storage=azurite.connection_string)
+        started.append(runner)
+        return await runner.start()
+
+    yield start
+    for runner in started:
+        await runner.stop()
