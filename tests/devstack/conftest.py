@@ -3,9 +3,13 @@ Azurite, with timings shortened through RunnerConfig."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import inspect
 import sys
+import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -23,6 +27,20 @@ def app_module(name: str) -> ModuleType:
     if str(APPS) not in sys.path:
         sys.path.insert(0, str(APPS))
     return importlib.import_module(name)
+
+
+async def until(condition: Callable[[], object], seconds: float, what: str) -> object:
+    """Poll ``condition`` (sync or async) every 50 ms until it is truthy; fail after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = condition()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds} s waiting for {what}")
+        await asyncio.sleep(0.05)
 
 
 @pytest.fixture

@@ -32,3 +32,4 @@ async def work(msg: func.QueueMessage) -> None:
         if order.get("fail"):
             raise RuntimeError(f"failing on purpose (attempt {msg.dequeue_count})")
     call["finished"] = True
+    call["ended"] = time.monotonic()

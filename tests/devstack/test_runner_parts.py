@@ -1,0 +1,118 @@
+"""The runner's pure parts: settings like Core Tools, host.json, config, routes, backoff."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from devstack.runner.config import RunnerConfig
+from devstack.runner.http import compile_route
+from devstack.runner.index import UnsupportedFunction
+from devstack.runner.queues import Backoff
+from devstack.runner.settings import HostJson, load_local_settings, parse_timespan, resolve
+
+
+def write_settings(folder: Path, name: str, values: dict[str, str]) -> None:
+    (folder / name).write_text(json.dumps({"IsEncrypted": False, "Values": values}))
+
+
+def test_local_settings_json_wins_over_the_sample_and_never_overrides_the_environment(tmp_path):
+    write_settings(tmp_path, "local.settings.sample.json", {"A": "sample", "B": "sample"})
+    write_settings(tmp_path, "local.settings.json", {"A": "local", "C": "local"})
+    env = {"C": "already set"}
+    assert load_local_settings(tmp_path, env) == tmp_path / "local.settings.json"
+    assert env == {"A": "local", "C": "already set"}
+
+
+def test_sample_is_used_without_local_settings(tmp_path):
+    write_settings(tmp_path, "local.settings.sample.json", {"A": "sample"})
+    env: dict[str, str] = {}
+    load_local_settings(tmp_path, env)
+    assert env == {"A": "sample"}
+
+
+def test_setting_references_are_resolved():
+    env = {"RECONCILE_SCHEDULE": "0 */5 * * * *", "Q": "sync"}
+    assert resolve("%RECONCILE_SCHEDULE%", env) == "0 */5 * * * *"
+    assert resolve("%Q%-items", env) == "sync-items"
+    assert resolve("plain", env) == "plain"
+    with pytest.raises(KeyError, match="MISSING"):
+        resolve("%MISSING%", env)
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("00:00:30", 30), ("00:10:00", 600), ("00:00:00.200", 0.2), ("1.02:00:00", 93600),
+])
+def test_timespans(text, seconds):
+    assert parse_timespan(text) == pytest.approx(seconds)
+
+
+def test_host_json_values_and_devstack_overrides(tmp_path):
+    (tmp_path / "host.json").write_text(json.dumps({"version": "2.0", "functionTimeout": "00:05:00", "extensions": {
+        "queues": {"batchSize": 64, "maxDequeueCount": 5, "visibilityTimeout": "00:00:30",
+                   "maxPollingInterval": "00:00:02", "messageEncoding": "none"}}}))
+    plain = HostJson.load(tmp_path, RunnerConfig())
+    assert plain.route_prefix == "api"
+    assert plain.function_timeout == 300
+    assert plain.queues.batch_size == 32                 # Storage returns at most 32 messages a call
+    assert plain.queues.new_batch_threshold == 16        # host default: batchSize / 2
+    assert plain.queues.visibility_timeout == 30
+    assert plain.queues.max_polling_interval == 2
+    assert plain.queues.message_encoding == "none"
+    assert plain.queues.invisibility == 600               # the host's fixed 10 minutes
+    short = HostJson.load(tmp_path, RunnerConfig(queue_visibility_timeout=0.5, queue_invisibility=4,
+                                                 queue_message_encoding="base64"))
+    assert (short.queues.visibility_timeout, short.queues.invisibility, short.queues.message_encoding) == \
+        (0.5, 4, "base64")
+
+
+def test_project_host_json_is_read():
+    from devstack.runner.host import ROOT
+    queues = HostJson.load(ROOT, RunnerConfig()).queues
+    assert (queues.batch_size, queues.max_dequeue_count, queues.visibility_timeout) == (16, 5, 30)
+
+
+def test_config_from_env():
+    config = RunnerConfig.from_env({"DEVSTACK_PORT": "7199", "DEVSTACK_SKIP_AUTH": "1",
+                                    "DEVSTACK_QUEUE_INVISIBILITY": "2.5", "DEVSTACK_FUNCTION_KEY": "k"})
+    assert (config.port, config.skip_auth, config.queue_invisibility, config.function_key) == (7199, True, 2.5, "k")
+    assert RunnerConfig.from_env({}) == RunnerConfig()
+
+
+@pytest.mark.parametrize(("template", "path", "params"), [
+    ("items/{id:int}", "/api/items/42", {"id": "42"}),
+    ("items/{id:int}", "/api/items/x", None),
+    ("items/{id:guid}", "/api/items/6f9619ff-8b86-d011-b42d-00cf4fc964ff",
+     {"id": "6f9619ff-8b86-d011-b42d-00cf4fc964ff"}),
+    ("a/{x?}", "/api/a", {}),
+    ("a/{x?}", "/api/a/7", {"x": "7"}),
+    ("b/{n=5}", "/api/b", {"n": "5"}),
+    ("files/{*rest}", "/api/files/x/y", {"rest": "x/y"}),
+    ("{name}.{ext}", "/api/f.txt", {"name": "f", "ext": "txt"}),
+    ("Accounts/{account}", "/api/accounts/abc", {"account": "abc"}),
+])
+def test_route_templates(template, path, params):
+    pattern, defaults, _ = compile_route(template, "api")
+    found = pattern.fullmatch(path)
+    if params is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert {**defaults, **{k: v for k, v in found.groupdict().items() if v is not None}} == params
+
+
+def test_unknown_route_constraint_is_refused():
+    with pytest.raises(UnsupportedFunction):
+        compile_route("x/{id:regex(^a$)}", "api")
+
+
+def test_backoff_doubles_while_idle_and_resets_on_a_message():
+    backoff = Backoff(0.1, 2.0)
+    delays = [backoff.next_delay(found_message=False) for _ in range(10)]
+    assert delays[0] == 0.1
+    assert delays[1] > 0.1
+    assert delays[-1] == 2.0
+    assert all(d <= 2.0 for d in delays)
+    assert backoff.next_delay(found_message=True) == 0.1
