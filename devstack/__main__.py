@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                                  help="blob,queue,table ports, or 'auto' for free ones (default %(default)s)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("azure").setLevel(logging.WARNING)  # the SDKs log every poll's headers at INFO
     starters: list[Starter] = STACK if args.command == "up" else [start_runner]
     return asyncio.run(run_stack(StackContext(args), starters))
 

@@ -67,7 +67,9 @@ class Runner:
         self.port = self._web.addresses[0][1]
         listeners: list[QueueListener | TimerListener] = [*self._queues, *timers]
         for listener in listeners:
-            self._tasks.append(asyncio.create_task(listener.run(self._stopping), name=f"listener:{listener.spec.name}"))
+            task = asyncio.create_task(listener.run(self._stopping), name=f"listener:{listener.spec.name}")
+            task.add_done_callback(_report_crash)
+            self._tasks.append(task)
         log.info("runner: %s from %s, settings from %s", self.app_path, self.app_dir, settings_file or "environment")
         for line in describe(http.routes, self.base_url):
             log.info("  %s", line)
@@ -102,12 +104,9 @@ class Runner:
         self._stopping.set()
         if self._web is not None:
             await self._web.cleanup()  # stops accepting, waits for requests in flight
-        done, pending = await asyncio.wait(self._tasks, timeout=self.config.shutdown_grace) if self._tasks else ((), ())
+        _, pending = await asyncio.wait(self._tasks, timeout=self.config.shutdown_grace) if self._tasks else ((), ())
         for task in pending:
             task.cancel()
-        for task in done:
-            if not task.cancelled() and task.exception() is not None:
-                log.error("runner: %s failed", task.get_name(), exc_info=task.exception())
         await asyncio.gather(*(q.drain(self.config.shutdown_grace) for q in self._queues))
         await asyncio.gather(*pending, return_exceptions=True)
         if self._blob_service is not None:
@@ -120,7 +119,8 @@ class Runner:
         await self.stop()
 
 
-async def serve(runner: Runner, stop: asyncio.Event) -> None:
-    """Run until ``stop`` is set (the command line sets it on SIGINT/SIGTERM)."""
-    async with runner:
-        await stop.wait()
+def _report_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("runner: %s stopped on an error; its trigger no longer runs", task.get_name(),
+                  exc_info=task.exception())
+

@@ -105,10 +105,13 @@ class QueueListener:
         self.queue = QueueClient.from_connection_string(connection_string, queue_name)
         self.poison = QueueClient.from_connection_string(connection_string, f"{queue_name}-poison")
         self.running: set[asyncio.Task[None]] = set()
+        # Storage takes whole seconds; 0 would make a running message visible at once.
+        self._invisibility = max(1, round(options.invisibility))
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Poll until ``stopping`` is set. Running invocations are left to ``drain``."""
-        await _create_if_missing(self.queue)
+        with contextlib.suppress(AzureError):  # if storage is not up yet, _receive retries
+            await _create_if_missing(self.queue)
         backoff = Backoff(MIN_POLLING_INTERVAL, self.options.max_polling_interval)
         found = False
         stop_waiter: asyncio.Future[Any] = asyncio.ensure_future(stopping.wait())
@@ -148,11 +151,12 @@ class QueueListener:
     async def _receive(self) -> list[StorageMessage]:
         try:
             pages = self.queue.receive_messages(messages_per_page=self.options.batch_size,
-                                                visibility_timeout=round(self.options.invisibility)).by_page()
+                                                visibility_timeout=self._invisibility).by_page()
             async for page in pages:
                 return [message async for message in page]
         except ResourceNotFoundError:
-            await _create_if_missing(self.queue)
+            with contextlib.suppress(AzureError):
+                await _create_if_missing(self.queue)
         except AzureError as exc:
             log.warning("queue %s: receive failed: %s", self.queue_name, exc)
         return []
@@ -184,13 +188,20 @@ class QueueListener:
                 lease.done = True
         finally:
             keeper.cancel()
+        try:
+            await self._complete(message, lease.pop_receipt, succeeded)
+        except AzureError as exc:  # the message reappears after its invisibility and is retried
+            log.error("queue %s: could not complete message %s: %s", self.queue_name, message.id, exc)
+
+    async def _complete(self, message: StorageMessage, pop_receipt: str, succeeded: bool) -> None:
+        assert message.dequeue_count is not None
         if succeeded:
-            await self._delete(message.id, lease.pop_receipt)
+            await self._delete(message.id, pop_receipt)
         elif message.dequeue_count >= self.options.max_dequeue_count:
-            await self._to_poison(message, lease.pop_receipt)
+            await self._to_poison(message, pop_receipt)
         else:
             with contextlib.suppress(AzureError):  # someone else took it over, or it is gone
-                await self.queue.update_message(message.id, lease.pop_receipt,
+                await self.queue.update_message(message.id, pop_receipt,
                                                 visibility_timeout=round(self.options.visibility_timeout))
 
     async def _keep_invisible(self, message_id: str, lease: _Lease) -> None:
@@ -202,7 +213,7 @@ class QueueListener:
                     return
                 try:
                     updated = await self.queue.update_message(message_id, lease.pop_receipt,
-                                                              visibility_timeout=round(self.options.invisibility))
+                                                              visibility_timeout=self._invisibility)
                 except AzureError as exc:
                     log.warning("queue %s: could not renew message %s: %s", self.queue_name, message_id, exc)
                     continue

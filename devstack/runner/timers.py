@@ -81,12 +81,12 @@ class TimerListener:
         self.clock = clock
 
     async def run(self, stopping: asyncio.Event) -> None:
-        with contextlib.suppress(ResourceExistsError):
-            await self.container.create_container()
-        with contextlib.suppress(ResourceExistsError):
-            await self.lock_blob.upload_blob(b"", overwrite=False)
         while not stopping.is_set():
-            lease = await self._acquire()
+            try:
+                lease = await self._acquire()
+            except AzureError as exc:  # storage down: the host keeps trying too
+                log.warning("timer %s: cannot reach the lock blob: %s", self.spec.name, exc)
+                lease = None
             if lease is None:
                 await sleep_unless(stopping, self.lock_retry)
                 continue
@@ -108,6 +108,10 @@ class TimerListener:
                 await lease.release()
 
     async def _acquire(self) -> BlobLeaseClient | None:
+        with contextlib.suppress(ResourceExistsError):
+            await self.container.create_container()
+        with contextlib.suppress(ResourceExistsError):
+            await self.lock_blob.upload_blob(b"", overwrite=False)
         lease = BlobLeaseClient(self.lock_blob)
         try:
             await lease.acquire(lease_duration=self.lock_seconds)
