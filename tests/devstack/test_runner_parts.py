@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 
 from devstack.runner.config import RunnerConfig
+from devstack.runner.host import ROOT
 from devstack.runner.http import compile_route
-from devstack.runner.index import UnsupportedFunction
+from devstack.runner.index import UnsupportedFunction, index_functions, load_app
 from devstack.runner.queues import Backoff
 from devstack.runner.settings import HostJson, load_local_settings, parse_timespan, resolve
+from tests.devstack.conftest import APPS
 
 
 def write_settings(folder: Path, name: str, values: dict[str, str]) -> None:
@@ -69,7 +71,6 @@ def test_host_json_values_and_devstack_overrides(tmp_path):
 
 
 def test_project_host_json_is_read():
-    from devstack.runner.host import ROOT
     queues = HostJson.load(ROOT, RunnerConfig()).queues
     assert (queues.batch_size, queues.max_dequeue_count, queues.visibility_timeout) == (16, 5, 30)
 
@@ -116,3 +117,15 @@ def test_backoff_doubles_while_idle_and_resets_on_a_message():
     assert delays[-1] == 2.0
     assert all(d <= 2.0 for d in delays)
     assert backoff.next_delay(found_message=True) == 0.1
+
+
+def test_index_refuses_bindings_it_cannot_honour():
+    with pytest.raises(UnsupportedFunction, match="queue"):
+        index_functions(load_app("bad_app:app", APPS))
+
+
+def test_index_is_read_once_per_app():
+    app = load_app("http_app:app", APPS)
+    first = index_functions(app)
+    assert index_functions(app) is first  # a second get_functions() would raise
+    assert {spec.name for spec in first} >= {"hello", "items", "boom", "sync_function"}

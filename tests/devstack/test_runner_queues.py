@@ -132,6 +132,20 @@ async def test_batch_size_and_new_batch_threshold_bound_concurrency(start_runner
     assert peak == 3, spans
 
 
+async def test_message_dequeued_too_often_by_dead_runners_goes_to_poison_unrun(start_runner, client, azurite,
+                                                                             queue_name):
+    body = json.dumps({"id": uuid.uuid4().hex}).encode()
+    await client.send_message(body.decode())
+    for _ in range(3):  # three receivers that died mid-invocation (maxDequeueCount is 3)
+        taken = await client.receive_message(visibility_timeout=30)
+        assert taken is not None
+        await client.update_message(taken.id, taken.pop_receipt, visibility_timeout=0)  # its invisibility ran out
+    await start_runner("queue_app:app", queue_invisibility=INVISIBILITY)
+    poisoned = await peek_until(azurite, f"{queue_name}-poison", 10)
+    assert base64.b64decode(poisoned[0].content) == body
+    assert calls_for(body) == []
+
+
 async def test_plain_text_encoding(start_runner, azurite, queue_name):
     text = f"héllo ✓ {uuid.uuid4().hex}"
     async with QueueClient.from_connection_string(azurite.connection_string, queue_name) as plain:
