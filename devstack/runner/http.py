@@ -18,6 +18,7 @@ from __future__ import annotations
 import hmac
 import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,18 +121,18 @@ def build_routes(specs: list[FunctionSpec], prefix: str) -> list[Route]:
     return sorted(routes, key=lambda r: r.precedence)
 
 
-def _joined(multi: Any) -> dict[str, str]:
+def _joined(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     """Repeated headers or query values become one comma-joined value, as ASP.NET's StringValues."""
     out: dict[str, list[str]] = {}
-    for key, value in multi.items():
+    for key, value in pairs:
         out.setdefault(key, []).append(value)
     return {key: ",".join(values) for key, values in out.items()}
 
 
 def to_func_request(request: web.Request, body: bytes, route_params: dict[str, str]) -> func.HttpRequest:
-    headers = {k.lower(): v for k, v in _joined(request.headers).items()}
+    headers = _joined((k.lower(), v) for k, v in request.headers.items())
     return func.HttpRequest(method=request.method, url=str(request.url), headers=headers,
-                            params=_joined(request.query), route_params=route_params, body=body)
+                            params=_joined(request.query.items()), route_params=route_params, body=body)
 
 
 _HOP_BY_HOP = {"content-length", "transfer-encoding", "connection"}

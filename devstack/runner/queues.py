@@ -113,29 +113,25 @@ class QueueListener:
         with contextlib.suppress(AzureError):  # if storage is not up yet, _receive retries
             await _create_if_missing(self.queue)
         backoff = Backoff(MIN_POLLING_INTERVAL, self.options.max_polling_interval)
-        found = False
+        found = False  # a message came since the last idle delay
         stop_waiter: asyncio.Future[Any] = asyncio.ensure_future(stopping.wait())
         try:
-            await self._poll(stopping, stop_waiter, backoff, found)
+            while not stopping.is_set():
+                batch = await self._receive()
+                if not batch:
+                    await sleep_unless(stopping, backoff.next_delay(found))
+                    found = False
+                    continue
+                found = True
+                for message in batch:
+                    task = asyncio.create_task(self._process(message), name=f"{self.spec.name}:{message.id}")
+                    self.running.add(task)
+                    task.add_done_callback(self.running.discard)
+                while len(self.running) > self.options.new_batch_threshold and not stopping.is_set():
+                    waiting: list[asyncio.Future[Any]] = [*self.running, stop_waiter]
+                    await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stop_waiter.cancel()
-
-    async def _poll(self, stopping: asyncio.Event, stop_waiter: asyncio.Future[Any], backoff: Backoff,
-                    found: bool) -> None:
-        while not stopping.is_set():
-            batch = await self._receive()
-            if not batch:
-                await sleep_unless(stopping, backoff.next_delay(found))
-                found = False
-                continue
-            found = True
-            for message in batch:
-                task = asyncio.create_task(self._process(message), name=f"{self.spec.name}:{message.id}")
-                self.running.add(task)
-                task.add_done_callback(self.running.discard)
-            while len(self.running) > self.options.new_batch_threshold and not stopping.is_set():
-                waiting: list[asyncio.Future[Any]] = [*self.running, stop_waiter]
-                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
 
     async def drain(self, grace: float) -> None:
         """Wait for running invocations; after ``grace`` seconds abandon them (their messages reappear)."""
@@ -162,6 +158,12 @@ class QueueListener:
         return []
 
     async def _process(self, message: StorageMessage) -> None:
+        try:
+            await self._handle(message)
+        except AzureError as exc:  # the message reappears after its invisibility and is retried
+            log.error("queue %s: could not complete message %s: %s", self.queue_name, message.id, exc)
+
+    async def _handle(self, message: StorageMessage) -> None:
         # A received message always has both.
         assert message.pop_receipt is not None
         assert message.dequeue_count is not None
@@ -188,24 +190,17 @@ class QueueListener:
                 lease.done = True
         finally:
             keeper.cancel()
-        try:
-            await self._complete(message, lease.pop_receipt, succeeded)
-        except AzureError as exc:  # the message reappears after its invisibility and is retried
-            log.error("queue %s: could not complete message %s: %s", self.queue_name, message.id, exc)
-
-    async def _complete(self, message: StorageMessage, pop_receipt: str, succeeded: bool) -> None:
-        assert message.dequeue_count is not None
         if succeeded:
-            await self._delete(message.id, pop_receipt)
+            await self._delete(message.id, lease.pop_receipt)
         elif message.dequeue_count >= self.options.max_dequeue_count:
-            await self._to_poison(message, pop_receipt)
+            await self._to_poison(message, lease.pop_receipt)
         else:
             with contextlib.suppress(AzureError):  # someone else took it over, or it is gone
-                await self.queue.update_message(message.id, pop_receipt,
+                await self.queue.update_message(message.id, lease.pop_receipt,
                                                 visibility_timeout=round(self.options.visibility_timeout))
 
     async def _keep_invisible(self, message_id: str, lease: _Lease) -> None:
-        interval = self.options.invisibility / 2
+        interval = self._invisibility / 2
         while True:
             await asyncio.sleep(interval)
             async with lease.lock:

@@ -79,6 +79,7 @@ class TimerListener:
         self.lock_retry = lock_retry
         self.time_limit = time_limit
         self.clock = clock
+        self._lock_blob_ready = False
 
     async def run(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
@@ -108,10 +109,12 @@ class TimerListener:
                 await lease.release()
 
     async def _acquire(self) -> BlobLeaseClient | None:
-        with contextlib.suppress(ResourceExistsError):
-            await self.container.create_container()
-        with contextlib.suppress(ResourceExistsError):
-            await self.lock_blob.upload_blob(b"", overwrite=False)
+        if not self._lock_blob_ready:
+            with contextlib.suppress(ResourceExistsError):
+                await self.container.create_container()
+            with contextlib.suppress(ResourceExistsError):
+                await self.lock_blob.upload_blob(b"", overwrite=False)
+            self._lock_blob_ready = True
         lease = BlobLeaseClient(self.lock_blob)
         try:
             await lease.acquire(lease_duration=self.lock_seconds)
