@@ -20,8 +20,8 @@ async def work(msg: func.QueueMessage) -> None:
     body = msg.get_body()
     call = {"id": msg.id, "body": body, "dequeue_count": msg.dequeue_count, "pop_receipt": msg.pop_receipt,
             "insertion_time": msg.insertion_time, "expiration_time": msg.expiration_time,
-            "next_visible": msg.time_next_visible, "type": type(msg).__name__, "at": time.monotonic(),
-            "finished": False}
+            "next_visible": msg.time_next_visible, "type": f"{type(msg).__module__}.{type(msg).__name__}",
+            "at": time.monotonic(), "finished": False}
     CALLS.append(call)
     try:
         order = json.loads(body)
