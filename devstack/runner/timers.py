@@ -6,7 +6,8 @@ and Timers/Scheduling/StorageScheduleMonitorV2.cs):
   holding a blob lease in container ``azure-webjobs-hosts`` runs the timer, so two runners on one
   Azurite never fire the same occurrence. Here the lock blob is
   ``locks/<hostId>/Host.Functions.<name>.Listener``; the others retry until it is free.
-- With ``useMonitor`` the status ``{"Last", "Next", "LastUpdated"}`` lives in the blob
+- ``useMonitor`` defaults to on, except for schedules that fire more than once a minute. With it
+  the status ``{"Last", "Next", "LastUpdated"}`` lives in the blob
   ``timers/<hostId>/Host.Functions.<name>/status``. On start, a stored ``Next`` already in the past
   means an occurrence was missed while no runner was up: the function runs at once with
   ``past_due=True``. Otherwise ``runOnStartup`` runs it once at start.
@@ -25,7 +26,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.functions.timer import TimerRequest
@@ -64,6 +65,13 @@ class ScheduleStatus:
         return cls(when("Last"), when("Next"), when("LastUpdated"))
 
 
+def default_use_monitor(schedule: CronSchedule, now: datetime) -> bool:
+    """useMonitor when the function does not say: on, unless the schedule fires more than once in
+    the next minute (TimerTriggerAttribute's constructor in the WebJobs extensions)."""
+    soon = [o for o in schedule.next_occurrences(now, 2) if o < now + timedelta(minutes=1)]
+    return len(soon) <= 1
+
+
 class TimerListener:
     def __init__(self, spec: FunctionSpec, schedule: CronSchedule, service: BlobServiceClient, host_id: str, *,
                  lock_seconds: int, lock_retry: float, time_limit: float | None = None,
@@ -73,7 +81,8 @@ class TimerListener:
         self.container = service.get_container_client(HOSTS_CONTAINER)
         self.lock_blob = self.container.get_blob_client(f"locks/{host_id}/Host.Functions.{spec.name}.Listener")
         self.status_blob = self.container.get_blob_client(f"timers/{host_id}/Host.Functions.{spec.name}/status")
-        self.use_monitor = bool(spec.trigger.get("useMonitor", True))
+        declared = spec.trigger.get("useMonitor")
+        self.use_monitor = default_use_monitor(schedule, clock()) if declared is None else bool(declared)
         self.run_on_startup = bool(spec.trigger.get("runOnStartup", False))
         self.lock_seconds = lock_seconds
         self.lock_retry = lock_retry

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,10 @@ from devstack.runner.config import RunnerConfig
 from devstack.runner.host import ROOT
 from devstack.runner.http import compile_route
 from devstack.runner.index import UnsupportedFunction, index_functions, load_app
+from devstack.runner.ncrontab import CronSchedule
 from devstack.runner.queues import Backoff
 from devstack.runner.settings import HostJson, load_local_settings, parse_timespan, resolve
+from devstack.runner.timers import default_use_monitor
 from tests.devstack.conftest import APPS
 
 
@@ -129,3 +132,11 @@ def test_index_is_read_once_per_app():
     first = index_functions(app)
     assert index_functions(app) is first  # a second get_functions() would raise
     assert {spec.name for spec in first} >= {"hello", "items", "boom", "sync_function"}
+
+
+@pytest.mark.parametrize(("schedule", "monitored"), [
+    ("0 */5 * * * *", True), ("0 * * * * *", True), ("*/30 * * * * *", False), ("* * * * * *", False),
+])
+def test_use_monitor_default_follows_the_host(schedule, monitored):
+    now = datetime(2026, 11, 25, 12, 0, 10, tzinfo=UTC)
+    assert default_use_monitor(CronSchedule.parse(schedule), now) is monitored
