@@ -84,7 +84,7 @@ class QueueOptions:
     """host.json ``extensions.queues`` with the host's defaults (Storage queues extension 5.x)."""
 
     batch_size: int = 16
-    new_batch_threshold: int = 8          # the host's default is batchSize / 2 (per processor)
+    new_batch_threshold: int = 8          # host default: batchSize / 2 (as on the Consumption plan)
     max_dequeue_count: int = 5
     visibility_timeout: float = 0.0       # delay before a failed message is visible again
     max_polling_interval: float = 60.0

@@ -22,12 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.azurite
 
 
-def test_run_command_serves_health_and_stops_on_sigint(tmp_path):
-    port = free_port()
-    log = tmp_path / "up.log"
+def serve_health_then_sigint(command: list[str], port: int, log: Path) -> str:
+    """Start ``command``, check GET /api/health on ``port``, stop it with SIGINT; its output."""
     with log.open("wb") as out:
-        process = subprocess.Popen(["bash", "devstack/run.sh", "--port", str(port), "--azurite-ports", "auto"],
-                                   cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+        process = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         response = None
@@ -49,8 +47,22 @@ def test_run_command_serves_health_and_stops_on_sigint(tmp_path):
             process.wait()
     output = log.read_text()
     assert "Stopped." in output
+    return output
+
+
+def test_run_command_serves_health_and_stops_on_sigint(tmp_path):
+    port = free_port()
+    output = serve_health_then_sigint(["bash", "devstack/run.sh", "--port", str(port), "--azurite-ports", "auto"],
+                                      port, tmp_path / "up.log")
     found = re.search(r"Azurite\s+blob/queue/table on 127\.0\.0\.1:(\d+)/(\d+)/(\d+)", output)
     assert found, output
     for azurite_port in map(int, found.groups()):  # Azurite went down with the stack
         with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", azurite_port), timeout=1):
             pass
+
+
+def test_runner_command_serves_the_app_alone(tmp_path):
+    port = free_port()
+    output = serve_health_then_sigint([".venv/bin/python", "-m", "devstack", "runner", "--port", str(port)],
+                                      port, tmp_path / "runner.log")
+    assert "Azurite" not in output
