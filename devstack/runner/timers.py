@@ -10,7 +10,8 @@ and Timers/Scheduling/StorageScheduleMonitorV2.cs):
   the status ``{"Last", "Next", "LastUpdated"}`` lives in the blob
   ``timers/<hostId>/Host.Functions.<name>/status``. On start, a stored ``Next`` already in the past
   means an occurrence was missed while no runner was up: the function runs at once with
-  ``past_due=True``. Otherwise ``runOnStartup`` runs it once at start.
+  ``past_due=True`` (see ``check_past_due`` for a changed schedule). Otherwise ``runOnStartup``
+  runs it once at start.
 - The function receives the status as it was before the invocation (its ``Next`` is the occurrence
   being fired); afterwards ``Last`` becomes the occurrence and ``Next`` the one after it. A failure
   is logged and the schedule goes on.
@@ -63,6 +64,34 @@ class ScheduleStatus:
             value = datetime.fromisoformat(data[key])
             return value if value.tzinfo else value.replace(tzinfo=UTC)
         return cls(when("Last"), when("Next"), when("LastUpdated"))
+
+
+def next_occurrence(schedule: CronSchedule, after: datetime) -> datetime:
+    found = schedule.next_after(after)
+    if found is None:
+        raise ValueError(f"schedule {schedule.expression!r} never fires")
+    return found
+
+
+def check_past_due(schedule: CronSchedule, stored: ScheduleStatus | None,
+                   now: datetime) -> tuple[ScheduleStatus, bool, bool]:
+    """The status to start from, whether an occurrence was missed, and whether to store the status.
+
+    ScheduleMonitor.CheckPastDueAsync: with no stored status, record one for the next occurrence (so
+    a first occurrence missed later is still seen). If the stored ``Next`` is not what the schedule
+    gives from ``Last`` (or ``LastUpdated``), the schedule changed: take the new schedule's next
+    occurrence, from now if that one is already past, so a schedule change is never "past due".
+    """
+    if stored is None:
+        return ScheduleStatus(last=NEVER, next=next_occurrence(schedule, now), last_updated=now), False, True
+    status, changed = stored, False
+    base = stored.last if stored.last != NEVER else stored.last_updated if stored.last_updated != NEVER else now
+    expected = next_occurrence(schedule, base)
+    if stored.next != expected:
+        if now > expected:
+            expected, base = next_occurrence(schedule, now), now
+        status, changed = ScheduleStatus(last=NEVER, next=expected, last_updated=base), True
+    return status, now > status.next, changed
 
 
 def default_use_monitor(schedule: CronSchedule, now: datetime) -> bool:
@@ -145,10 +174,13 @@ class TimerListener:
 
     async def _listen(self, stop: asyncio.Event) -> None:
         now = self.clock()
-        status = await self._read_status() if self.use_monitor else None
-        past_due = status is not None and now > status.next
-        if status is None:
-            status = ScheduleStatus(last=NEVER, next=self._next_after(now), last_updated=NEVER)
+        if self.use_monitor:
+            status, past_due, changed = check_past_due(self.schedule, await self._read_status(), now)
+            if changed:
+                await self._write_status(status)
+        else:
+            status = ScheduleStatus(last=NEVER, next=next_occurrence(self.schedule, now), last_updated=NEVER)
+            past_due = False
         if past_due:
             log.info("timer %s: past due (missed %s)", self.spec.name, status.next.isoformat())
             status = await self._fire(status, now, past_due=True, unscheduled=True)
@@ -172,16 +204,11 @@ class TimerListener:
         # adjustedInvocationTime), so Next never repeats.
         if not unscheduled and status.next > invoked_at:
             invoked_at = status.next
-        updated = ScheduleStatus(last=invoked_at, next=self._next_after(invoked_at), last_updated=invoked_at)
+        updated = ScheduleStatus(last=invoked_at, next=next_occurrence(self.schedule, invoked_at),
+                                 last_updated=invoked_at)
         if self.use_monitor:
             await self._write_status(updated)
         return updated
-
-    def _next_after(self, when: datetime) -> datetime:
-        found = self.schedule.next_after(when)
-        if found is None:
-            raise ValueError(f"timer {self.spec.name}: schedule {self.schedule.expression!r} never fires")
-        return found
 
     async def _read_status(self) -> ScheduleStatus | None:
         try:

@@ -15,7 +15,7 @@ from devstack.runner.index import UnsupportedFunction, index_functions, load_app
 from devstack.runner.ncrontab import CronSchedule
 from devstack.runner.queues import Backoff
 from devstack.runner.settings import HostJson, load_local_settings, parse_timespan, resolve
-from devstack.runner.timers import default_use_monitor
+from devstack.runner.timers import NEVER, ScheduleStatus, check_past_due, default_use_monitor
 from tests.devstack.conftest import APPS
 
 
@@ -140,3 +140,40 @@ def test_index_is_read_once_per_app():
 def test_use_monitor_default_follows_the_host(schedule, monitored):
     now = datetime(2026, 11, 25, 12, 0, 10, tzinfo=UTC)
     assert default_use_monitor(CronSchedule.parse(schedule), now) is monitored
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+HOURLY = CronSchedule.parse("0 0 * * * *")
+NOW = utc("2026-11-25 12:30:00")
+
+
+def test_first_start_records_the_next_occurrence():
+    status, past_due, store = check_past_due(HOURLY, None, NOW)
+    assert (status.last, status.next, status.last_updated, past_due, store) == \
+        (NEVER, utc("2026-11-25 13:00:00"), NOW, False, True)
+
+
+def test_missed_occurrence_is_past_due():
+    stored = ScheduleStatus(utc("2026-11-25 10:00:00"), utc("2026-11-25 11:00:00"), utc("2026-11-25 10:00:00"))
+    assert check_past_due(HOURLY, stored, NOW) == (stored, True, False)
+
+
+def test_next_occurrence_still_ahead_is_not_past_due():
+    stored = ScheduleStatus(utc("2026-11-25 12:00:00"), utc("2026-11-25 13:00:00"), utc("2026-11-25 12:00:00"))
+    assert check_past_due(HOURLY, stored, NOW) == (stored, False, False)
+
+
+def test_changed_schedule_is_not_past_due():
+    # Recorded under a daily schedule, now hourly: the hourly next from Last (11:00) is past, so the
+    # host recomputes from now instead of firing at once.
+    stored = ScheduleStatus(utc("2026-11-25 10:00:00"), utc("2026-11-26 10:00:00"), utc("2026-11-25 10:00:00"))
+    assert check_past_due(HOURLY, stored, NOW) == \
+        (ScheduleStatus(NEVER, utc("2026-11-25 13:00:00"), NOW), False, True)
+
+
+def test_never_fired_timer_uses_last_updated():
+    stored = ScheduleStatus(NEVER, utc("2026-11-25 11:00:00"), utc("2026-11-25 10:15:00"))
+    assert check_past_due(HOURLY, stored, NOW) == (stored, True, False)
