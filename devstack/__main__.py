@@ -1,45 +1,123 @@
-"""`python -m devstack up`: the whole local stack on localhost until Ctrl-C."""
+"""`python -m devstack up`: the whole local stack on localhost until Ctrl-C.
+
+`up` starts each service of ``STACK`` in order, prints where it listens, waits for SIGINT or
+SIGTERM and stops them in reverse order. A service is one ``async def start_x(ctx) -> Started``
+function: adding a server to the stack is writing that function and listing it in ``STACK``.
+`runner` serves the function app alone, against the storage its settings name.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import signal
 import sys
-import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from devstack.azurite import DEFAULT_PORTS, Azurite
+from devstack.runner.config import RunnerConfig
+from devstack.runner.host import Runner
 from devstack.simulators import add_commands, start_simulators
 
 
-def up(_: argparse.Namespace) -> int:
-    azurite = Azurite(ports=DEFAULT_PORTS).start()
-    print(f"Azurite   blob/queue/table on 127.0.0.1:{'/'.join(map(str, DEFAULT_PORTS))}", flush=True)
+@dataclass
+class Started:
+    """A running service: what to tell the user, and how to stop it."""
+
+    name: str
+    lines: list[str]
+    stop: Callable[[], Awaitable[None]]
+
+
+@dataclass
+class StackContext:
+    """What services share: the command line, and what earlier services made available."""
+
+    args: argparse.Namespace
+    storage: str | None = None   # Azurite's connection string, once it runs
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+Starter = Callable[[StackContext], Awaitable[Started]]
+
+
+async def start_azurite(ctx: StackContext) -> Started:
+    ports = None if ctx.args.azurite_ports == "auto" else _ports(ctx.args.azurite_ports)
+    azurite = await asyncio.to_thread(Azurite(ports=ports).start)
+    ctx.storage = azurite.connection_string
+    blob, queue, table = azurite.ports or DEFAULT_PORTS
+    return Started("Azurite", [f"blob/queue/table on 127.0.0.1:{blob}/{queue}/{table}"],
+                   lambda: asyncio.to_thread(azurite.stop))
+
+
+async def start_microsoft_365(ctx: StackContext) -> Started:
+    """The Microsoft 365 simulator (sign-in and Graph, demo tenant) and the Key Vault dev server."""
+    simulators = await asyncio.to_thread(start_simulators)
+    return Started("Microsoft", simulators.describe(), lambda: asyncio.to_thread(simulators.stop))
+
+
+async def start_runner(ctx: StackContext) -> Started:
+    config = RunnerConfig.from_env()
+    if ctx.args.port is not None:
+        config = RunnerConfig(**{**config.__dict__, "port": ctx.args.port})
+    runner = await Runner(ctx.args.app, config=config, storage=ctx.storage).start()
+    auth = "keys not checked (DEVSTACK_SKIP_AUTH)" if config.skip_auth else \
+        f"function key {config.function_key!r}, master key {config.master_key!r}"
+    return Started("Functions", [f"{ctx.args.app} on {runner.base_url}/api/ ({auth})",
+                                 f"health: {runner.base_url}/api/health"], runner.stop)
+
+
+# The whole stack, in start order. The function runner comes last: the app may call the others.
+STACK: list[Starter] = [start_azurite, start_microsoft_365, start_runner]
+
+
+async def run_stack(ctx: StackContext, starters: list[Starter]) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    started: list[Started] = []
     try:
-        simulators = start_simulators()
-    except BaseException:
-        azurite.stop()
-        raise
-    print("\n".join(simulators.describe()), flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
+        for starter in starters:
+            service = await starter(ctx)
+            started.append(service)
+            for line in service.lines:
+                print(f"{service.name:<10} {line}", flush=True)
         print("Press Ctrl-C to stop.", flush=True)
-        stop.wait()
-    except KeyboardInterrupt:
-        pass
+        await stop.wait()
     finally:
-        simulators.stop()
-        azurite.stop()
+        for service in reversed(started):
+            await service.stop()
+        print("Stopped.", flush=True)
     return 0
 
 
+def _ports(text: str) -> tuple[int, int, int]:
+    blob, queue, table = (int(p) for p in text.split(","))
+    return blob, queue, table
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("up", help="run the whole local stack").set_defaults(func=up)
-    add_commands(commands)
+    for name, help_text in (("up", "run the whole local stack"), ("runner", "run only the function app")):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("--app", default="function_app:app", help="module:attribute of the FunctionApp")
+        command.add_argument("--port", type=int, default=None, help="HTTP port (default DEVSTACK_PORT or 7071)")
+        if name == "up":
+            command.add_argument("--azurite-ports", default=",".join(map(str, DEFAULT_PORTS)),
+                                 help="blob,queue,table ports, or 'auto' for free ones (default %(default)s)")
+    add_commands(commands)  # m365 and keyvault: each stand-in alone
     args = parser.parse_args(argv)
-    return int(args.func(args))
+    if args.command not in ("up", "runner"):
+        return int(args.func(args))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("azure").setLevel(logging.WARNING)  # the SDKs log every poll's headers at INFO
+    starters: list[Starter] = STACK if args.command == "up" else [start_runner]
+    return asyncio.run(run_stack(StackContext(args), starters))
 
 
 if __name__ == "__main__":
