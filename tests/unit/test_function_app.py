@@ -11,7 +11,9 @@ import function_app
 
 @pytest.fixture(scope="module")
 def triggers():
-    # get_functions() may be called once per app instance (platform notes §4).
+    # get_functions() may be called once per app instance (platform notes §4); a local runner in the
+    # same test session may have indexed this app already, so start from a clean index.
+    function_app.app.functions_bindings = None
     functions = function_app.app.get_functions()
     return {f.get_function_name(): json.loads(f.get_raw_bindings()[0]) for f in functions}
 
