@@ -30,6 +30,7 @@ class Stack:
     sim_session: requests.Session     # the browser and the test, talking to the simulator
     sim_url: str
     function_key: str
+    demo_port: int                    # a free port allowed as a return URL, for the demo SaaS page
 
     @property
     def base(self) -> str:
@@ -50,12 +51,12 @@ class Stack:
 
 @pytest.fixture
 async def stack(monkeypatch, azurite, simulator, keyvault_server, certs):
-    port = free_port()
+    port, demo_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
     for name, value in SAMPLE.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("PUBLIC_BASE_URL", base)
-    monkeypatch.setenv("ALLOWED_RETURN_URLS", f"{base}/api/demo/connected")
+    monkeypatch.setenv("ALLOWED_RETURN_URLS", f"{base}/api/demo/connected,http://127.0.0.1:{demo_port}/connected")
     monkeypatch.setenv("AUTHORITY_HOST", simulator.url)
     monkeypatch.setenv("GRAPH_BASE_URL", simulator.graph_url)
     monkeypatch.setenv("KEY_VAULT_URL", keyvault_server.url)
@@ -73,7 +74,7 @@ async def stack(monkeypatch, azurite, simulator, keyvault_server, certs):
     sim_session.verify = str(certs.ca_pem)
     try:
         async with httpx.AsyncClient(timeout=30) as http:
-            yield Stack(runner, http, sim_session, simulator.url, config.function_key)
+            yield Stack(runner, http, sim_session, simulator.url, config.function_key, demo_port)
     finally:
         await runner.stop()
         sim_session.close()

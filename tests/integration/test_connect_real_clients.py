@@ -20,9 +20,10 @@ from shared.errors import AccountAuthError, AppAuthError
 from shared.graph.client import graph_client
 from shared.services import get_auth, get_services
 from tests.devstack.world import browser
+from tests.integration.conftest import SAMPLE
 from tests.leaks import issued_secrets, leaked
 
-RETURN_URL = "http://127.0.0.1:7071/api/demo/connected"
+RETURN_URL = SAMPLE["ALLOWED_RETURN_URLS"]
 ADELE = "a1b2c3d4-0000-4000-8000-0000000000a1"
 
 
