@@ -38,17 +38,28 @@ class Services:
 
 
 _services: Services | None = None
+_queue: WorkQueue | None = None
+
+
+def get_work_queue() -> WorkQueue:
+    """The queue alone: the webhook path needs nothing else (and skips the Table SDK's import)."""
+    global _queue
+    if _queue is None:
+        from shared.store.factory import build_work_queue
+
+        _queue = build_work_queue(get_settings().storage)
+    return _queue
 
 
 def get_services() -> Services:
     """The process's services; the Azure clients connect lazily on their first call."""
     global _services
     if _services is None:
-        from shared.store.factory import build_table_store, build_work_queue
+        from shared.store.factory import build_table_store
 
         settings = get_settings()
         tables = build_table_store(settings.storage)
-        _services = Services(settings, tables, build_work_queue(settings.storage), Journal(tables))
+        _services = Services(settings, tables, get_work_queue(), Journal(tables))
     return _services
 
 

@@ -185,6 +185,8 @@ class Connector:
         row = await self.services.tables.get(OAUTHFLOWS, state, "")
         if row is None:
             return None
+        # A transaction, not a plain delete: a lone delete of an already-deleted row succeeds, while in a
+        # transaction it fails, so of two concurrent callbacks exactly one wins.
         try:
             await self.services.tables.transact(OAUTHFLOWS, [TableOp.delete(state, "", row.etag)])
         except (StorageConflict, RowNotFound):  # a concurrent callback consumed it first
@@ -207,6 +209,8 @@ class Connector:
             generation = await self.repo.next_generation(account)
             pending = PendingGeneration(account.account, generation, identity, scopes, now, external_ref, expires_at)
             # The secret first, with the pending expiry: a crash leaves a secret that expires by itself.
+            # Two callbacks racing for one number both write this name; the loser moves on to the next
+            # number, and the winner's row may hold the loser's token: same user, same grant, as good.
             await self.vault.put(pending.secret_name, token_state, expires_on=expires_at, tags={
                 "account": account.account, "generation": str(generation), "tenant": identity.tenant,
                 "user": identity.user})

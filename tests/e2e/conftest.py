@@ -17,7 +17,7 @@ from devstack.azurite import free_port
 from devstack.m365.control import demo_spec, seed
 from devstack.runner.config import RunnerConfig
 from devstack.runner.host import Runner
-from tests.integration.conftest import reset_process_state, wipe_product_storage
+from tests.integration.conftest import close_process_state, reset_process_state, wipe_product_storage
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
@@ -78,10 +78,4 @@ async def stack(monkeypatch, azurite, simulator, keyvault_server, certs):
     finally:
         await runner.stop()
         sim_session.close()
-        import shared.services as services_module
-
-        if services_module._auth is not None:
-            await services_module._auth.vault.close()  # type: ignore[attr-defined]
-        if services_module._services is not None:
-            await services_module._services.close()
-        reset_process_state()
+        await close_process_state()

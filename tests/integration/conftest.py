@@ -17,9 +17,21 @@ ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
 
 
+async def close_process_state() -> None:
+    """Close what the app built in this process (its clients hold connections), then forget it."""
+    if services_module._auth is not None:
+        await services_module._auth.vault.close()  # type: ignore[attr-defined]
+    if services_module._services is not None:
+        await services_module._services.close()
+    elif services_module._queue is not None:
+        await services_module._queue.close()  # type: ignore[attr-defined]
+    reset_process_state()
+
+
 def reset_process_state() -> None:
     get_settings.cache_clear()
     services_module._services = None
+    services_module._queue = None
     services_module._auth = None
 
 
@@ -49,6 +61,4 @@ async def app_env(monkeypatch, storage_connection_string):
     reset_process_state()
     await wipe_product_storage(storage_connection_string)
     yield monkeypatch
-    if services_module._services is not None:
-        await services_module._services.close()
-    reset_process_state()
+    await close_process_state()

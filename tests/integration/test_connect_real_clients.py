@@ -72,9 +72,7 @@ async def stack(app_env, simulator, keyvault_server, certs):
     session.trust_env = False
     session.verify = str(certs.ca_pem)
     with session:
-        stack = Stack(simulator, session)
-        yield stack
-        await stack.auth.vault.close()  # type: ignore[attr-defined]
+        yield Stack(simulator, session)
 
 
 async def test_connect_confirm_and_call_graph_with_a_silently_refreshed_token(stack):

@@ -20,6 +20,8 @@ def triggers():
 
 @pytest.mark.parametrize(("name", "route", "methods", "auth"), [
     ("health_check", "health", ["GET"], "ANONYMOUS"),
+    ("notifications", "notifications", ["POST"], "ANONYMOUS"),
+    ("lifecycle", "lifecycle", ["POST"], "ANONYMOUS"),
     ("connect_sessions", "connect-sessions", ["POST"], "FUNCTION"),
     ("connect_link", "connect/{session}", ["GET"], "ANONYMOUS"),
     ("oauth_callback", "oauth/callback", ["GET", "POST"], "ANONYMOUS"),
