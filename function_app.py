@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import azure.functions as func
 
-from shared.config import get_settings
+from shared.config import SUBSCRIPTIONS_QUEUE, get_settings
 from shared.http import HttpResult
 from shared.ops import health
 from shared.ops.logging import install_redaction
@@ -36,7 +36,7 @@ def connector() -> Connector:
     from shared.services import get_auth, get_services
 
     auth = get_auth()
-    return Connector(get_services(), auth.identity, auth.vault, auth.directory)
+    return Connector(get_services(), auth.identity, auth.vault, auth.directory, auth.subscriptions)
 
 
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -109,3 +109,21 @@ async def connection_sweeper(timer: func.TimerRequest) -> None:
     from shared.services import get_auth, get_services
 
     await sweep_connections(get_services(), get_auth().vault)
+
+
+@app.queue_trigger(arg_name="msg", queue_name=SUBSCRIPTIONS_QUEUE, connection="AzureWebJobsStorage")
+async def subscription_worker(msg: func.QueueMessage) -> None:
+    from shared.ops.dispatch import dispatch
+    from shared.services import get_auth, get_services
+    from shared.subscriptions.worker import SubscriptionWorker
+
+    worker = SubscriptionWorker(get_services(), get_auth().subscriptions)
+    await dispatch(msg.get_body(), worker.handle, get_services(), dequeue_count=msg.dequeue_count)
+
+
+@app.timer_trigger(schedule="%RENEW_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
+async def subscription_renewer(timer: func.TimerRequest) -> None:
+    from shared.services import get_services
+    from shared.subscriptions.renewer import run_renewer
+
+    await run_renewer(get_services())

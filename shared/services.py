@@ -18,6 +18,7 @@ from shared.store.ports import TableStore, WorkQueue
 if TYPE_CHECKING:
     from shared.auth.credential import TokenBroker
     from shared.auth.ports import IdentityProvider, MailboxDirectory, TokenVault
+    from shared.subscriptions.gateway import SubscriptionGateway
 
 Clock = Callable[[], float]
 
@@ -79,6 +80,7 @@ class Auth:
     vault: TokenVault
     directory: MailboxDirectory
     broker: TokenBroker
+    subscriptions: SubscriptionGateway
 
 
 _auth: Auth | None = None
@@ -91,9 +93,12 @@ def get_auth() -> Auth:
         from shared.auth.keyvault import KeyVaultTokenVault
         from shared.auth.msal_provider import MsalIdentityProvider
         from shared.graph.directory import GraphMailboxDirectory
+        from shared.subscriptions.msgraph import MsGraphSubscriptions
 
         services = get_services()
         identity = MsalIdentityProvider(services.settings)
         vault = KeyVaultTokenVault(services.settings)
-        _auth = Auth(identity, vault, GraphMailboxDirectory(services.settings), TokenBroker(services, identity, vault))
+        broker = TokenBroker(services, identity, vault)
+        _auth = Auth(identity, vault, GraphMailboxDirectory(services.settings), broker,
+                     MsGraphSubscriptions(services.settings, broker))
     return _auth

@@ -42,6 +42,7 @@ from shared.ops.logging import log_context
 from shared.services import Services
 from shared.signing import read_token, sign_token
 from shared.store.ports import BOOKINGS, CALENDARS, MAILBOX, OAUTHFLOWS, OUTBOX, SUBSCRIPTIONS, Row, TableOp
+from shared.subscriptions.gateway import SubscriptionGateway
 
 log = logging.getLogger("shared.connect")
 
@@ -62,6 +63,7 @@ class Connector:
     identity: IdentityProvider
     vault: TokenVault
     directory: MailboxDirectory
+    subscriptions: SubscriptionGateway | None = None
 
     @property
     def repo(self) -> AccountRepository:
@@ -314,6 +316,8 @@ class Connector:
         if account is None:
             return error_result(404, "account_not_found", "no such account")
         previous = account
+        if self.subscriptions is not None and account.status != Status.DISCONNECTED:
+            await self._delete_subscriptions(account)
         if account.status != Status.DISCONNECTED:
             for _ in range(5):
                 try:
@@ -325,8 +329,6 @@ class Connector:
                     assert reloaded is not None
                     account = reloaded
             await record_status_change(self.services, previous.status, account)
-        # Subscriptions arrive with the notification layer, which deletes them at Graph here, before
-        # the secret that authorises the delete is gone.
         for pending in await self.repo.generations(account.account):
             await self.vault.delete(pending.secret_name)
             await self.repo.delete_generation(account.account, pending.generation)
@@ -337,6 +339,18 @@ class Connector:
         await self.services.journal.record(account.account, JournalEntry("disconnect", "ok",
                                                                          detail="purged" if purge else "kept data"))
         return json_result(200, {**describe(account), "purged": purge})
+
+    async def _delete_subscriptions(self, account: Account) -> None:
+        """Delete the subscriptions at Graph while the token that authorises it still exists. Best effort:
+        one that survives expires by itself, and notifications for a disconnected account are dropped."""
+        from shared.subscriptions.worker import SubscriptionWorker
+
+        assert self.subscriptions is not None
+        try:
+            await SubscriptionWorker(self.services, self.subscriptions).delete_all(account)
+        except Exception as exc:  # the disconnect itself must go on
+            await self.services.journal.record(account.account, JournalEntry.failure(
+                "disconnect", exc, stage="delete_subscriptions"))
 
     async def _purge(self, account_id: str) -> None:
         tables = self.services.tables

@@ -40,3 +40,11 @@ def test_connection_sweeper_runs_on_the_reconcile_schedule(triggers):
     trigger = triggers["connection_sweeper"]
     assert trigger["type"] == "timerTrigger"
     assert trigger["schedule"] == "%RECONCILE_SCHEDULE%"
+
+
+def test_subscription_worker_and_renewer_bindings(triggers):
+    assert triggers["subscription_worker"]["type"] == "queueTrigger"
+    assert triggers["subscription_worker"]["queueName"] == "subscriptions"
+    assert triggers["subscription_worker"]["connection"] == "AzureWebJobsStorage"
+    assert triggers["subscription_renewer"]["type"] == "timerTrigger"
+    assert triggers["subscription_renewer"]["schedule"] == "%RENEW_SCHEDULE%"
