@@ -52,6 +52,7 @@ class Caller:
     user: User | None  # None for app-only tokens
     scopes: frozenset[str]
     roles: frozenset[str]
+    expires_at: float = 0.0  # the access token's exp
 
     @property
     def app_only(self) -> bool:
@@ -110,7 +111,8 @@ class GraphAuth:
                                  self.challenge(request, error="insufficient_claims",
                                                 claims=base64.b64encode(claims_json.encode()).decode()))
         return Caller(tenant_id=claims.get("tid", ""), client_id=claims.get("appid", ""), user=user,
-                      scopes=frozenset(claims.get("scp", "").split()), roles=frozenset(claims.get("roles", [])))
+                      scopes=frozenset(claims.get("scp", "").split()), roles=frozenset(claims.get("roles", [])),
+                      expires_at=float(claims.get("exp", 0)))
 
 
 class Graph:
