@@ -190,8 +190,8 @@ class Notifier:
                 return
             results = await asyncio.gather(*(self._post(url, [o.item for o in batch]) for url, batch in groups))
             with self.state.lock:
-                for (url, batch), (ok, elapsed_ms) in zip(groups, results, strict=True):
-                    self._account(url, batch, ok, elapsed_ms)
+                for (url, batch), (ok, slow) in zip(groups, results, strict=True):
+                    self._account(url, batch, ok, slow)
 
     def _endpoint(self, url: str, now: float) -> EndpointStats:
         stats = self.state.endpoints.get(url)
@@ -233,23 +233,25 @@ class Notifier:
             size = max(1, s.notifications_per_batch)
             return [(key[0], batch[i:i + size]) for key, batch in groups.items() for i in range(0, len(batch), size)]
 
-    async def _post(self, url: str, items: list[dict[str, Any]]) -> tuple[bool, float]:
+    async def _post(self, url: str, items: list[dict[str, Any]]) -> tuple[bool, bool]:
+        """(answered 2xx, slow): slower than ``slow_response_ms``, or no answer within the timeout."""
         started = time.monotonic()
         try:
             timeout = aiohttp.ClientTimeout(total=self.state.switches.delivery_timeout_seconds)
             async with self.session().post(url, json={"value": items}, timeout=timeout) as response:
                 await response.read()
                 ok = 200 <= response.status < 300
-        except (aiohttp.ClientError, TimeoutError, OSError, ValueError):
+        except TimeoutError:
+            return False, True
+        except (aiohttp.ClientError, OSError, ValueError):
             ok = False
-        return ok, (time.monotonic() - started) * 1000
+        return ok, (time.monotonic() - started) * 1000 > self.state.switches.slow_response_ms
 
-    def _account(self, url: str, batch: list[Outgoing], ok: bool, elapsed_ms: float) -> None:
+    def _account(self, url: str, batch: list[Outgoing], ok: bool, slow: bool) -> None:
         s = self.state.switches
         counts = self.state.notification_counts
         now = self.state.clock.now()
         stats = self._endpoint(url, now)
-        slow = elapsed_ms > s.slow_response_ms
         for o in batch:
             stats.sent += 1
             if slow:

@@ -3,73 +3,24 @@ validation handshake (graph-notes §2.1-§2.4, §2.8; subscription resource and 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime
-from typing import Any
-
 import httpx
 import pytest
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.subscription import Subscription
-from msgraph.graph_service_client import GraphServiceClient
 
 from devstack.azurite import free_port
-from devstack.certs import CertPaths
+from tests.devstack.subscribing import (
+    MINUTE,
+    app_token,
+    create_error,
+    delegated_client,
+    minutes_ahead,
+    new_subscription,
+    subscribe,
+)
 from tests.devstack.webhook import Webhook
-from tests.devstack.world import GRAPH_DEFAULT, TENANT_ID, World
-
-MINUTE = 60
-
-
-@pytest.fixture
-def hook(certs: CertPaths) -> Iterator[Webhook]:
-    server = Webhook(certs).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def minutes_ahead(world: World, minutes: float) -> datetime:
-    return datetime.fromtimestamp(world.state.clock.now() + minutes * MINUTE, UTC)
-
-
-def new_subscription(world: World, hook: Webhook, resource: str, **overrides: Any) -> Subscription:
-    fields: dict[str, Any] = dict(change_type="created,updated,deleted", notification_url=hook.url("notify"),
-                                  lifecycle_notification_url=hook.url("lifecycle"), resource=resource,
-                                  expiration_date_time=minutes_ahead(world, 4000), client_state="state-1")
-    fields.update(overrides)
-    return Subscription(**fields)
-
-
-def delegated_client(world: World, user: str, scopes: list[str] | None = None) -> GraphServiceClient:
-    _, tokens = world.sign_in(user, scopes=scopes)
-    return world.graph(tokens["access_token"])
-
-
-def app_token(world: World, roles: list[str] | None = None) -> str:
-    client_id = "11111111-2222-3333-4444-555555555555"
-    world.state.ensure_service_principal(TENANT_ID, client_id)
-    world.state.tenants[TENANT_ID].app_roles[client_id] = roles or ["Calendars.Read"]
-    token: str = world.msal_app(TENANT_ID).acquire_token_for_client([GRAPH_DEFAULT])["access_token"]
-    return token
-
-
-async def subscribe(world: World, hook: Webhook, client: GraphServiceClient, resource: str = "me/events",
-                    **overrides: Any) -> Subscription:
-    created = await client.subscriptions.post(new_subscription(world, hook, resource, **overrides))
-    assert created is not None
-    assert created.id
-    return created
-
-
-async def create_error(world: World, hook: Webhook, client: GraphServiceClient, resource: str = "me/events",
-                       **overrides: Any) -> tuple[int | None, str | None, str | None]:
-    with pytest.raises(ODataError) as raised:
-        await client.subscriptions.post(new_subscription(world, hook, resource, **overrides))
-    error = raised.value.error
-    return raised.value.response_status_code, error.code if error else None, error.message if error else None
+from tests.devstack.world import World
 
 
 async def test_create_runs_the_handshake_on_both_urls(world: World, hook: Webhook):

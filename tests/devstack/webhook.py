@@ -40,6 +40,7 @@ class Webhook:
     validation_status: int = 500
     hang_seconds: float = 1.0
     status: int = 202  # answer to notifications
+    statuses: dict[str, int] = field(default_factory=dict)  # per path, overrides ``status``
     delay: float = 0.0  # seconds before answering a notification
     validations: list[Received] = field(default_factory=list)
     posts: list[Received] = field(default_factory=list)
@@ -61,8 +62,16 @@ class Webhook:
         return f"{self.server.url}/{path}"
 
     def items(self, path: str = "/notify") -> list[dict[str, Any]]:
+        """Every notification POSTed to ``path``, in arrival order."""
         with self._lock:
             return [item for post in self.posts if post.path == path for item in post.items]
+
+    def batches(self, path: str = "/notify") -> list[list[dict[str, Any]]]:
+        with self._lock:
+            return [post.items for post in self.posts if post.path == path]
+
+    def lifecycle_events(self, path: str = "/lifecycle") -> list[str]:
+        return [item["lifecycleEvent"] for item in self.items(path)]
 
     async def _handle(self, request: web.Request) -> web.Response:
         received = Received(request.path, dict(request.query), request.headers.get("Content-Type", ""),
@@ -76,7 +85,7 @@ class Webhook:
             self.posts.append(received)
         if self.delay:
             await asyncio.sleep(self.delay)
-        return web.Response(status=self.status)
+        return web.Response(status=self.statuses.get(request.path, self.status))
 
     async def _validate(self, request: web.Request, token: str) -> web.Response:
         # aiohttp's request.query is already URL-decoded: echoing it is the correct answer.
