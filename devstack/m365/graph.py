@@ -2,8 +2,8 @@
 checks (signature, audience, expiry, scopes or roles, continuous access evaluation).
 
 Error bodies follow Graph's shape ``{"error": {"code", "message", "innerError": {...}}}``; request ids are
-added by the server's middleware. Later parts add subscriptions.py and events.py as further route tables
-that reuse ``GraphAuth`` and ``GraphError``.
+added by the server's middleware. subscriptions.py (and part 3's events.py) are further route tables that
+reuse ``GraphAuth`` and ``GraphError``.
 """
 
 from __future__ import annotations

@@ -251,7 +251,6 @@ class Subscription:
     authorized_until: float  # expiry of the access token that last created, renewed or reauthorized it
     reauthorization_sent_at: float | None = None  # reauthorizationRequired fired and not yet answered
     paused: bool = False  # no notifications until reauthorized
-    expiry_warned: bool = False
 
 
 @dataclass

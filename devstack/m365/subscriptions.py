@@ -351,7 +351,7 @@ class SubscriptionControl:
             queued = self.notifier.fire_lifecycle(sub, event)
             if event == "reauthorizationRequired":
                 sub.reauthorization_sent_at = self.state.clock.now()
-                sub.paused = bool(body.get("pause", False))
+                sub.paused = sub.paused or bool(body.get("pause", False))
             return web.json_response({"queued": queued})
 
     async def change(self, request: web.Request) -> web.Response:

@@ -4,17 +4,22 @@ app-only tokens, create and expect an error."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.subscription import Subscription
 from msgraph.graph_service_client import GraphServiceClient
 
-from tests.devstack.webhook import Webhook
 from tests.devstack.world import CLIENT_ID, GRAPH_DEFAULT, TENANT_ID, World
 
 MINUTE = 60
+
+
+class Endpoint(Protocol):
+    """Where notifications go: the test webhook, or a Functions app on the local runner."""
+
+    def url(self, path: str) -> str: ...
 
 
 def parse_time(value: str) -> float:
@@ -27,7 +32,7 @@ def minutes_ahead(world: World, minutes: float) -> datetime:
     return datetime.fromtimestamp(world.state.clock.now() + minutes * MINUTE, UTC)
 
 
-def new_subscription(world: World, hook: Webhook, resource: str, **overrides: Any) -> Subscription:
+def new_subscription(world: World, hook: Endpoint, resource: str, **overrides: Any) -> Subscription:
     fields: dict[str, Any] = dict(change_type="created,updated,deleted", notification_url=hook.url("notify"),
                                   lifecycle_notification_url=hook.url("lifecycle"), resource=resource,
                                   expiration_date_time=minutes_ahead(world, 4000), client_state="state-1")
@@ -47,7 +52,7 @@ def app_token(world: World, roles: list[str] | None = None) -> str:
     return token
 
 
-async def subscribe(world: World, hook: Webhook, client: GraphServiceClient, resource: str = "me/events",
+async def subscribe(world: World, hook: Endpoint, client: GraphServiceClient, resource: str = "me/events",
                     **overrides: Any) -> Subscription:
     created = await client.subscriptions.post(new_subscription(world, hook, resource, **overrides))
     assert created is not None
@@ -55,7 +60,7 @@ async def subscribe(world: World, hook: Webhook, client: GraphServiceClient, res
     return created
 
 
-async def create_error(world: World, hook: Webhook, client: GraphServiceClient, resource: str = "me/events",
+async def create_error(world: World, hook: Endpoint, client: GraphServiceClient, resource: str = "me/events",
                        **overrides: Any) -> tuple[int | None, str | None, str | None]:
     with pytest.raises(ODataError) as raised:
         await client.subscriptions.post(new_subscription(world, hook, resource, **overrides))

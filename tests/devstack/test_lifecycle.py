@@ -122,3 +122,18 @@ async def test_no_lifecycle_url_no_lifecycle_events(world: World, hook: Webhook)
     flush(world)
     assert hook.posts == []
     assert world.control("GET", "subscriptions")["subscriptions"] == []
+
+
+async def test_control_reauthorization_with_pause(world: World, hook: Webhook):
+    """Control `reauthorizationRequired` with `pause`: notifications stop until the app reauthorizes."""
+    client = delegated_client(world, world.alice)
+    created = await subscribe(world, hook, client)
+    world.control("POST", f"subscriptions/{created.id}/lifecycle", {"event": "reauthorizationRequired",
+                                                                     "pause": True})
+    fire(world, world.alice)
+    flush(world)
+    assert (hook.lifecycle_events(), hook.items()) == (["reauthorizationRequired"], [])
+    await client.subscriptions.by_subscription_id(created.id or "").reauthorize.post()
+    fire(world, world.alice)
+    flush(world)
+    assert len(hook.items()) == 1
