@@ -9,6 +9,9 @@ import time
 
 import httpx
 import pytest
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_http.middleware.options import RetryHandlerOption
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 
 from devstack.m365.graph import GraphError
 from devstack.m365.throttling import Throttle
@@ -31,6 +34,8 @@ async def test_more_than_four_concurrent_requests_get_429(world: World):
     alice, bob = bearer(world, world.alice), bearer(world, world.bob)
     world.control("POST", "faults", {"path": "/v1.0/me/calendars", "status": "delay", "seconds": 0.5, "count": 7})
     async with raw_client(world) as http:
+        # Open the connections first (/me is not throttled), so that the held requests overlap.
+        await asyncio.gather(*[http.get("/me", headers=alice) for _ in range(7)])
         answers = await asyncio.gather(*[http.get("/me/calendars", headers=alice) for _ in range(6)],
                                        http.get("/me/calendars", headers=bob))
     statuses = sorted(a.status_code for a in answers[:6])
@@ -45,6 +50,24 @@ async def test_more_than_four_concurrent_requests_get_429(world: World):
     world.control("DELETE", "faults")
     async with raw_client(world) as http:
         assert (await http.get("/me/calendars", headers=alice)).status_code == 200  # slots were given back
+
+
+async def test_concurrency_429_through_the_sdk(world: World):
+    """The same limit seen by msgraph-sdk with its retry handler off: ODataError 429 ApplicationThrottled."""
+    _, tokens = world.sign_in(world.alice)
+    client = world.graph(tokens["access_token"])
+    await client.me.get()  # connection opened
+    world.control("POST", "faults", {"path": "/v1.0/me/calendars", "status": "delay", "seconds": 0.5, "count": 5})
+    config: RequestConfiguration = RequestConfiguration(options=[RetryHandlerOption(max_retries=0,
+                                                                                     should_retry=False)])
+    answers = await asyncio.gather(*[client.me.calendars.get(request_configuration=config) for _ in range(5)],
+                                   return_exceptions=True)
+    errors = [a for a in answers if isinstance(a, BaseException)]
+    assert len(errors) == 1
+    assert isinstance(errors[0], ODataError)
+    assert errors[0].response_status_code == 429
+    assert errors[0].error is not None
+    assert errors[0].error.code == "ApplicationThrottled"
 
 
 async def test_request_budget_per_window(world: World):
