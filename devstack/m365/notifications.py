@@ -108,7 +108,7 @@ class Notifier:
                 return 0
             if plans.get("drop", 0) > 0:
                 plans["drop"] -= 1
-                self._dropped(sub, 1)
+                self._dropped(sub.id)
                 return 0
         copies = 1
         if not lifecycle and (self.state.switches.duplicate_notifications or plans.get("duplicate", 0) > 0):
@@ -123,11 +123,10 @@ class Notifier:
             self.state.outbox.append(Outgoing(url, dict(item), sub.id, lifecycle, due, due))
         return copies
 
-    def _dropped(self, sub_id_or_sub: Subscription | str, how_many: int) -> None:
-        """Count dropped change notifications and tell the subscription's lifecycle URL (``missed``)."""
-        self.state.notification_counts["dropped"] += how_many
-        sub = sub_id_or_sub if isinstance(sub_id_or_sub, Subscription) else \
-            self.state.subscriptions.get(sub_id_or_sub)
+    def _dropped(self, sub_id: str) -> None:
+        """Count a dropped change notification and tell the subscription's lifecycle URL (``missed``)."""
+        self.state.notification_counts["dropped"] += 1
+        sub = self.state.subscriptions.get(sub_id)
         if sub is None or sub.lifecycle_url is None:
             return
         already = any(o.lifecycle and o.subscription_id == sub.id and o.item["lifecycleEvent"] == "missed"
@@ -218,7 +217,7 @@ class Notifier:
                 endpoint = self._endpoint_state(o.url, now)
                 if endpoint == "dropping" and not o.lifecycle:
                     self.state.outbox.remove(o)
-                    self._dropped(o.subscription_id, 1)
+                    self._dropped(o.subscription_id)
                 elif endpoint == "throttled" and not o.delayed:
                     o.delayed = True  # every subscription on this URL waits 10 minutes
                     o.due_at = now + s.throttled_delay_seconds
@@ -267,7 +266,7 @@ class Notifier:
                 if o.lifecycle:
                     counts["lifecycle_dropped"] += 1
                 else:
-                    self._dropped(o.subscription_id, 1)
+                    self._dropped(o.subscription_id)
             else:
                 o.attempts += 1
                 o.due_at = retry_at

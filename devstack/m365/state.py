@@ -278,14 +278,15 @@ class EndpointStats:
 
 @dataclass
 class Fault:
-    """Fail the next ``count`` requests whose path matches ``path`` (fnmatch) with ``status`` or a timeout."""
+    """The next ``count`` requests whose path matches ``path`` (fnmatch) fail with ``status``, hang ("timeout")
+    or are held, then served ("delay")."""
 
     path: str
-    status: int | str  # 429, 500, 503, 504 or "timeout"
+    status: int | str  # 429, 500, 503, 504, "timeout" or "delay"
     count: int
     method: str | None = None
     retry_after: int | None = None
-    hold_seconds: float = 30.0  # "timeout": how long the request hangs before a 504
+    hold_seconds: float = 30.0  # "timeout" and "delay": how long the request is held
 
 
 @dataclass

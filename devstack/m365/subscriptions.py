@@ -133,10 +133,15 @@ class Subscriptions:
             raise _extension_error(404, "Create", "The specified object was not found in the store.")
         return user, calendar
 
+    @staticmethod
+    def _visible(caller: Caller, sub: Subscription) -> bool:
+        """The app's subscriptions in the tenant; for a delegated token only the signed-in user's."""
+        return sub.client_id == caller.client_id and sub.tenant_id == caller.tenant_id and \
+            (caller.user is None or sub.creator_id == caller.user.id)
+
     def _owned(self, caller: Caller, sub_id: str) -> Subscription:
         sub = self.state.subscriptions.get(sub_id)
-        if sub is None or sub.client_id != caller.client_id or sub.tenant_id != caller.tenant_id or \
-                (caller.user is not None and sub.creator_id != caller.user.id):
+        if sub is None or not self._visible(caller, sub):
             raise _not_found(sub_id)
         return sub
 
@@ -199,8 +204,7 @@ class Subscriptions:
 
     async def list(self, request: web.Request, caller: Caller) -> web.Response:
         with self.state.lock:
-            mine = [s for s in self.state.subscriptions.values() if s.client_id == caller.client_id
-                    and s.tenant_id == caller.tenant_id and (caller.user is None or s.creator_id == caller.user.id)]
+            mine = [s for s in self.state.subscriptions.values() if self._visible(caller, s)]
             origin = f"{request.scheme}://{request.host}"
             return web.json_response({"@odata.context": f"{origin}/v1.0/$metadata#subscriptions",
                                       "value": [subscription_json(s) for s in mine]})
