@@ -88,18 +88,20 @@ async def test_revoked_sessions_ask_for_reauthorization(world: World, hook: Webh
     assert world.control("GET", "subscriptions")["subscriptions"][0]["paused"] is True
 
 
-async def test_password_reset_removes_delegated_subscriptions_only(world: World, hook: Webhook):
-    """Outlook removes delegated subscriptions on a password reset (subscriptionRemoved); app-only ones stay;
-    a confidential client's refresh token keeps working (graph-notes §7.3)."""
+@pytest.mark.parametrize("action", ["reset-password", "delete"])
+async def test_password_reset_removes_delegated_subscriptions_only(world: World, hook: Webhook, action: str):
+    """Outlook removes delegated subscriptions on a password reset or a disabled account (subscriptionRemoved);
+    app-only ones stay; after a reset a confidential client's refresh token keeps working (graph-notes §7.3)."""
     app, tokens = world.sign_in(world.alice)
     delegated = await subscribe(world, hook, world.graph(tokens["access_token"]))
     app_only = await subscribe(world, hook, world.graph(app_token(world)), f"users/{world.alice}/events")
-    world.control("POST", f"users/{world.alice}/reset-password")
+    world.control("POST", f"users/{world.alice}/{action}")
     flush(world)
     [removed] = hook.items("/lifecycle")
     assert (removed["lifecycleEvent"], removed["subscriptionId"]) == ("subscriptionRemoved", delegated.id)
     assert [s["id"] for s in world.control("GET", "subscriptions")["subscriptions"]] == [app_only.id]
-    assert "access_token" in app.acquire_token_silent(SCOPES, app.get_accounts()[0], force_refresh=True)
+    if action == "reset-password":
+        assert "access_token" in app.acquire_token_silent(SCOPES, app.get_accounts()[0], force_refresh=True)
 
 
 @pytest.mark.parametrize("event", ["reauthorizationRequired", "subscriptionRemoved", "missed"])

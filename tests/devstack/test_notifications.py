@@ -43,6 +43,15 @@ async def test_payload_shape(world: World, hook: Webhook):
     assert abs(parse_time(item["subscriptionExpirationDateTime"]) - created.expiration_date_time.timestamp()) < 1e-3
 
 
+async def test_the_url_query_string_comes_back(world: World, hook: Webhook):
+    """§2.4: a query string on notificationUrl is kept on the handshake and on every delivery."""
+    await subscribe(world, hook, delegated_client(world, world.alice), notification_url=hook.url("notify?tenant=t1"))
+    fire(world, world.alice)
+    flush(world)
+    assert hook.validations[0].query["tenant"] == "t1"
+    assert [(p.path, p.query) for p in hook.posts] == [("/notify", {"tenant": "t1"})]
+
+
 async def test_delivered_by_the_background_task(world: World, hook: Webhook):
     """Delivery is asynchronous: without a flush, the simulator's background task POSTs the notification."""
     await subscribe(world, hook, delegated_client(world, world.alice))
