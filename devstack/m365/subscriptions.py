@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from devstack.m365.graph import Caller, GraphAuth, GraphError, graph_error_response
+from devstack.m365.graph import Caller, GraphAuth, GraphError, graph_error_response, mailbox_not_enabled, odata_json
 from devstack.m365.notifications import LIFECYCLE_EVENTS, Notifier, graph_time, parse_graph_time, pending
 from devstack.m365.state import SimState, Subscription, User, new_id
 
@@ -123,8 +123,7 @@ class Subscriptions:
         if user is None or user.deleted:
             raise _extension_error(404, "Create", "The specified object was not found in the store.")
         if user.mailbox != "enabled":
-            raise GraphError(404, "MailboxNotEnabledForRESTAPI",
-                             "The mailbox is either inactive, soft-deleted, or is hosted on-premise.")
+            raise mailbox_not_enabled()
         if caller.user is not None and caller.user.id != user.id:
             # assumed: a delegated subscription watches the signed-in user's own mailbox only
             raise _extension_error(403, "Create", "Access is denied. Check credentials and try again.")
@@ -205,9 +204,7 @@ class Subscriptions:
     async def list(self, request: web.Request, caller: Caller) -> web.Response:
         with self.state.lock:
             mine = [s for s in self.state.subscriptions.values() if self._visible(caller, s)]
-            origin = f"{request.scheme}://{request.host}"
-            return web.json_response({"@odata.context": f"{origin}/v1.0/$metadata#subscriptions",
-                                      "value": [subscription_json(s) for s in mine]})
+            return odata_json(request, "subscriptions", {"value": [subscription_json(s) for s in mine]})
 
     async def get(self, request: web.Request, caller: Caller) -> web.Response:
         with self.state.lock:
@@ -253,9 +250,7 @@ class Subscriptions:
         sub.paused = False
 
     def _json(self, request: web.Request, sub: Subscription, status: int = 200) -> web.Response:
-        origin = f"{request.scheme}://{request.host}"
-        return web.json_response({"@odata.context": f"{origin}/v1.0/$metadata#subscriptions/$entity",
-                                  **subscription_json(sub)}, status=status)
+        return odata_json(request, "subscriptions/$entity", subscription_json(sub), status)
 
     # --- part 1's control actions (graph-notes §2.7) ---------------------------------------------
 
