@@ -98,7 +98,8 @@ async def test_duplicates(world: World, hook: Webhook):
 
 
 async def test_batches_mix_subscriptions(world: World, hook: Webhook):
-    """§2.5: one POST may carry several subscriptions' notifications (switch batch_across_subscriptions)."""
+    """§2.5: one POST may carry several subscriptions' notifications (switch batch_across_subscriptions); at
+    most notifications_per_batch items a POST (assumed size)."""
     client = delegated_client(world, world.alice)
     first = await subscribe(world, hook, client)
     second = await subscribe(world, hook, client, f"users/{world.alice}/calendars/{world.alice_projects}/events")
@@ -110,6 +111,10 @@ async def test_batches_mix_subscriptions(world: World, hook: Webhook):
     fire(world, world.alice, calendar=world.alice_projects)
     flush(world)
     assert sorted(len({i["subscriptionId"] for i in batch}) for batch in hook.batches()[1:]) == [1, 1]
+    world.control("PATCH", "switches", {"batch_across_subscriptions": True, "notifications_per_batch": 1})
+    fire(world, world.alice, "created", calendar=world.alice_projects)  # 2 subscriptions x created, updated
+    flush(world)
+    assert [len(batch) for batch in hook.batches()[3:]] == [1, 1, 1, 1]
 
 
 async def test_default_calendar_only_switch(world: World, hook: Webhook):
