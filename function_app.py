@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING
 
 import azure.functions as func
 
+from shared.config import SUBSCRIPTIONS_QUEUE, get_settings
 from shared.http import HttpResult
 from shared.ops import health
 from shared.ops.logging import install_redaction
+from shared.webhook import receiver
 
 if TYPE_CHECKING:
     from shared.accounts.connect import Connector
@@ -34,13 +36,40 @@ def connector() -> Connector:
     from shared.services import get_auth, get_services
 
     auth = get_auth()
-    return Connector(get_services(), auth.identity, auth.vault, auth.directory)
+    return Connector(get_services(), auth.identity, auth.vault, auth.directory, auth.subscriptions)
 
 
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 async def health_check(req: func.HttpRequest) -> func.HttpResponse:
     report = await health.check()
     return respond(HttpResult(report.http_status, report.to_json().encode(), "application/json"))
+
+
+@app.route(route="notifications", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+async def notifications(req: func.HttpRequest) -> func.HttpResponse:
+    handshake = receiver.validation_response(req.params)
+    if handshake is not None:
+        return respond(handshake)  # before anything else: Graph allows 10 s, a cold start included
+    return respond(await receive(req, receiver.plan_notifications))
+
+
+@app.route(route="lifecycle", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+async def lifecycle(req: func.HttpRequest) -> func.HttpResponse:
+    handshake = receiver.validation_response(req.params)
+    if handshake is not None:
+        return respond(handshake)
+    return respond(await receive(req, receiver.plan_lifecycle))
+
+
+async def receive(req: func.HttpRequest, plan: receiver.Planner) -> HttpResult:
+    from shared.services import get_work_queue
+
+    items = receiver.parse_batch(req.get_body(), req.headers.get("content-type", ""))
+    if isinstance(items, HttpResult):
+        return items
+    settings = get_settings()
+    return await receiver.enqueue(plan(items, settings.client_state_keys), get_work_queue(),
+                                  sync_delay=settings.coalesce_delay_seconds)
 
 
 @app.route(route="connect-sessions", methods=["POST"])
@@ -80,3 +109,21 @@ async def connection_sweeper(timer: func.TimerRequest) -> None:
     from shared.services import get_auth, get_services
 
     await sweep_connections(get_services(), get_auth().vault)
+
+
+@app.queue_trigger(arg_name="msg", queue_name=SUBSCRIPTIONS_QUEUE, connection="AzureWebJobsStorage")
+async def subscription_worker(msg: func.QueueMessage) -> None:
+    from shared.ops.dispatch import dispatch
+    from shared.services import get_auth, get_services
+    from shared.subscriptions.worker import SubscriptionWorker
+
+    worker = SubscriptionWorker(get_services(), get_auth().subscriptions)
+    await dispatch(msg.get_body(), worker.handle, get_services(), dequeue_count=msg.dequeue_count)
+
+
+@app.timer_trigger(schedule="%RENEW_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
+async def subscription_renewer(timer: func.TimerRequest) -> None:
+    from shared.services import get_services
+    from shared.subscriptions.renewer import run_renewer
+
+    await run_renewer(get_services())

@@ -11,12 +11,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from aiohttp import web
+
 from devstack.azurite import DEFAULT_PORTS, Azurite
+from devstack.demo_saas import DEFAULT_PORT as DEMO_PORT
+from devstack.demo_saas import DemoSaas
 from devstack.runner.config import RunnerConfig
 from devstack.runner.host import Runner
 from devstack.simulators import add_commands, start_simulators
@@ -63,14 +68,26 @@ async def start_runner(ctx: StackContext) -> Started:
     if ctx.args.port is not None:
         config = RunnerConfig(**{**config.__dict__, "port": ctx.args.port})
     runner = await Runner(ctx.args.app, config=config, storage=ctx.storage).start()
+    ctx.extra.update(functions_url=runner.base_url, function_key=config.function_key)
     auth = "keys not checked (DEVSTACK_SKIP_AUTH)" if config.skip_auth else \
         f"function key {config.function_key!r}, master key {config.master_key!r}"
     return Started("Functions", [f"{ctx.args.app} on {runner.base_url}/api/ ({auth})",
                                  f"health: {runner.base_url}/api/health"], runner.stop)
 
 
-# The whole stack, in start order. The function runner comes last: the app may call the others.
-STACK: list[Starter] = [start_azurite, start_microsoft_365, start_runner]
+async def start_demo_saas(ctx: StackContext) -> Started:
+    """The demo SaaS page that connects calendars through the app (needs the runner's URL)."""
+    port = int(os.environ.get("DEVSTACK_DEMO_PORT", DEMO_PORT))
+    demo = DemoSaas(ctx.extra["functions_url"], ctx.extra["function_key"], f"http://127.0.0.1:{port}")
+    runner = web.AppRunner(demo.app(), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return Started("Demo SaaS", [f"{demo.public_url}  (open it to connect a calendar)"], runner.cleanup)
+
+
+# The whole stack, in start order. The function runner comes after what the app calls; the demo SaaS
+# page, which calls the app, comes last.
+STACK: list[Starter] = [start_azurite, start_microsoft_365, start_runner, start_demo_saas]
 
 
 async def run_stack(ctx: StackContext, starters: list[Starter]) -> int:

@@ -18,6 +18,7 @@ from shared.store.ports import TableStore, WorkQueue
 if TYPE_CHECKING:
     from shared.auth.credential import TokenBroker
     from shared.auth.ports import IdentityProvider, MailboxDirectory, TokenVault
+    from shared.subscriptions.gateway import SubscriptionGateway
 
 Clock = Callable[[], float]
 
@@ -38,17 +39,28 @@ class Services:
 
 
 _services: Services | None = None
+_queue: WorkQueue | None = None
+
+
+def get_work_queue() -> WorkQueue:
+    """The queue alone: the webhook path needs nothing else (and skips the Table SDK's import)."""
+    global _queue
+    if _queue is None:
+        from shared.store.factory import build_work_queue
+
+        _queue = build_work_queue(get_settings().storage)
+    return _queue
 
 
 def get_services() -> Services:
     """The process's services; the Azure clients connect lazily on their first call."""
     global _services
     if _services is None:
-        from shared.store.factory import build_table_store, build_work_queue
+        from shared.store.factory import build_table_store
 
         settings = get_settings()
         tables = build_table_store(settings.storage)
-        _services = Services(settings, tables, build_work_queue(settings.storage), Journal(tables))
+        _services = Services(settings, tables, get_work_queue(), Journal(tables))
     return _services
 
 
@@ -68,6 +80,7 @@ class Auth:
     vault: TokenVault
     directory: MailboxDirectory
     broker: TokenBroker
+    subscriptions: SubscriptionGateway
 
 
 _auth: Auth | None = None
@@ -80,9 +93,12 @@ def get_auth() -> Auth:
         from shared.auth.keyvault import KeyVaultTokenVault
         from shared.auth.msal_provider import MsalIdentityProvider
         from shared.graph.directory import GraphMailboxDirectory
+        from shared.subscriptions.msgraph import MsGraphSubscriptions
 
         services = get_services()
         identity = MsalIdentityProvider(services.settings)
         vault = KeyVaultTokenVault(services.settings)
-        _auth = Auth(identity, vault, GraphMailboxDirectory(services.settings), TokenBroker(services, identity, vault))
+        broker = TokenBroker(services, identity, vault)
+        _auth = Auth(identity, vault, GraphMailboxDirectory(services.settings), broker,
+                     MsGraphSubscriptions(services.settings, broker))
     return _auth

@@ -42,6 +42,7 @@ from shared.ops.logging import log_context
 from shared.services import Services
 from shared.signing import read_token, sign_token
 from shared.store.ports import BOOKINGS, CALENDARS, MAILBOX, OAUTHFLOWS, OUTBOX, SUBSCRIPTIONS, Row, TableOp
+from shared.subscriptions.gateway import SubscriptionGateway
 
 log = logging.getLogger("shared.connect")
 
@@ -62,6 +63,7 @@ class Connector:
     identity: IdentityProvider
     vault: TokenVault
     directory: MailboxDirectory
+    subscriptions: SubscriptionGateway | None = None
 
     @property
     def repo(self) -> AccountRepository:
@@ -185,6 +187,8 @@ class Connector:
         row = await self.services.tables.get(OAUTHFLOWS, state, "")
         if row is None:
             return None
+        # A transaction, not a plain delete: a lone delete of an already-deleted row succeeds, while in a
+        # transaction it fails, so of two concurrent callbacks exactly one wins.
         try:
             await self.services.tables.transact(OAUTHFLOWS, [TableOp.delete(state, "", row.etag)])
         except (StorageConflict, RowNotFound):  # a concurrent callback consumed it first
@@ -207,6 +211,8 @@ class Connector:
             generation = await self.repo.next_generation(account)
             pending = PendingGeneration(account.account, generation, identity, scopes, now, external_ref, expires_at)
             # The secret first, with the pending expiry: a crash leaves a secret that expires by itself.
+            # Two callbacks racing for one number both write this name; the loser moves on to the next
+            # number, and the winner's row may hold the loser's token: same user, same grant, as good.
             await self.vault.put(pending.secret_name, token_state, expires_on=expires_at, tags={
                 "account": account.account, "generation": str(generation), "tenant": identity.tenant,
                 "user": identity.user})
@@ -310,6 +316,8 @@ class Connector:
         if account is None:
             return error_result(404, "account_not_found", "no such account")
         previous = account
+        if self.subscriptions is not None and account.status != Status.DISCONNECTED:
+            await self._delete_subscriptions(account)
         if account.status != Status.DISCONNECTED:
             for _ in range(5):
                 try:
@@ -321,8 +329,6 @@ class Connector:
                     assert reloaded is not None
                     account = reloaded
             await record_status_change(self.services, previous.status, account)
-        # Subscriptions arrive with the notification layer, which deletes them at Graph here, before
-        # the secret that authorises the delete is gone.
         for pending in await self.repo.generations(account.account):
             await self.vault.delete(pending.secret_name)
             await self.repo.delete_generation(account.account, pending.generation)
@@ -333,6 +339,18 @@ class Connector:
         await self.services.journal.record(account.account, JournalEntry("disconnect", "ok",
                                                                          detail="purged" if purge else "kept data"))
         return json_result(200, {**describe(account), "purged": purge})
+
+    async def _delete_subscriptions(self, account: Account) -> None:
+        """Delete the subscriptions at Graph while the token that authorises it still exists. Best effort:
+        one that survives expires by itself, and notifications for a disconnected account are dropped."""
+        from shared.subscriptions.worker import SubscriptionWorker
+
+        assert self.subscriptions is not None
+        try:
+            await SubscriptionWorker(self.services, self.subscriptions).delete_all(account)
+        except Exception as exc:  # the disconnect itself must go on
+            await self.services.journal.record(account.account, JournalEntry.failure(
+                "disconnect", exc, stage="delete_subscriptions"))
 
     async def _purge(self, account_id: str) -> None:
         tables = self.services.tables

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from shared.accounts.model import Account, Status
 from shared.accounts.repository import AccountRepository
-from shared.errors import AccountAuthError, AppAuthError, StorageConflict
+from shared.errors import AccountAuthError, AppAuthError, MailboxUnsupported, StorageConflict
 from shared.ops.journal import JournalEntry
 from shared.services import Services
 from shared.store.ports import OUTBOX, Row
@@ -60,6 +60,13 @@ async def mark_needs_reconnect(services: Services, account_id: str, error: Accou
     """A dead grant: the account waits for its user to connect again."""
     reason = error.reason + (f":{error.aad_code}" if error.aad_code else "")
     return await set_status(services, account_id, Status.NEEDS_RECONNECT, reason, only_from=LIVE)
+
+
+async def mark_unsupported(services: Services, account_id: str, error: MailboxUnsupported) -> Account | None:
+    """The mailbox cannot be synced through Graph (on-premises, not enabled): reconnecting cannot fix
+    it, an operator re-checks it."""
+    return await set_status(services, account_id, Status.UNSUPPORTED, error.code or "mailbox_unsupported",
+                            only_from=LIVE | {Status.NEEDS_RECONNECT})
 
 
 async def raise_app_alarm(services: Services, error: AppAuthError) -> None:

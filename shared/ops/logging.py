@@ -56,10 +56,13 @@ def install_redaction() -> None:
         context = _context.get()
         if context:
             message += " [" + " ".join(f"{k}={context[k]}" for k in CONTEXT_FIELDS if k in context) + "]"
-        record.msg = redact(message)
+        try:
+            record.msg = redact(message)
+            if record.exc_info and not record.exc_text:
+                record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        except Exception:  # e.g. at interpreter shutdown: better no text than unredacted text
+            record.msg, record.exc_info, record.exc_text = "[log line withheld: redaction failed]", None, None
         record.args = None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         for key, value in context.items():
             setattr(record, key, value)
         return record

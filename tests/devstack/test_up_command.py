@@ -22,11 +22,14 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.azurite
 
 
-def serve_health_then_sigint(command: list[str], port: int, log: Path) -> str:
+def serve_health_then_sigint(command: list[str], port: int, log: Path, env: dict[str, str] | None = None) -> str:
     """Start ``command``, check GET /api/health on ``port``, stop it with SIGINT; its output."""
     with log.open("wb") as out:
+        # Free ports for the stand-ins and the demo page too, so this runs beside a developer's stack.
+        ports = {name: str(free_port()) for name in
+                 ("DEVSTACK_M365_PORT", "DEVSTACK_KEYVAULT_PORT", "DEVSTACK_DEMO_PORT")}
         process = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                   env={**os.environ, "PYTHONUNBUFFERED": "1", **ports, **(env or {})})
     try:
         response = None
         deadline = time.monotonic() + 60
@@ -61,8 +64,9 @@ def test_run_command_serves_health_and_stops_on_sigint(tmp_path):
             pass
 
 
-def test_runner_command_serves_the_app_alone(tmp_path):
+def test_runner_command_serves_the_app_alone(tmp_path, azurite):
     port = free_port()
+    # Alone, the runner uses the storage its settings name: here the test session's Azurite.
     output = serve_health_then_sigint([".venv/bin/python", "-m", "devstack", "runner", "--port", str(port)],
-                                      port, tmp_path / "runner.log")
+                                      port, tmp_path / "runner.log", {"AzureWebJobsStorage": azurite.connection_string})
     assert "Azurite" not in output

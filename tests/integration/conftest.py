@@ -9,16 +9,47 @@ from pathlib import Path
 import pytest
 
 import shared.services as services_module
-from shared.config import get_settings
+from shared.config import QUEUES, StorageSettings, get_settings
+from shared.store.factory import QUEUE_API_VERSION, build_table_store
+from shared.store.ports import TABLES, TableOp
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
 
 
+async def close_process_state() -> None:
+    """Close what the app built in this process (its clients hold connections), then forget it."""
+    if services_module._auth is not None:
+        await services_module._auth.vault.close()  # type: ignore[attr-defined]
+    if services_module._services is not None:
+        await services_module._services.close()
+    elif services_module._queue is not None:
+        await services_module._queue.close()  # type: ignore[attr-defined]
+    reset_process_state()
+
+
 def reset_process_state() -> None:
     get_settings.cache_clear()
     services_module._services = None
+    services_module._queue = None
     services_module._auth = None
+
+
+async def wipe_product_storage(connection_string: str) -> None:
+    """Empty the product's tables and queues on the shared Azurite, so each test starts clean."""
+    from azure.storage.queue.aio import QueueServiceClient
+
+    store = build_table_store(StorageSettings(connection_string=connection_string))
+    try:
+        for table in TABLES:
+            rows = [r async for r in store.scan(table)]
+            await store.bulk_write(table, [TableOp.delete(r.partition, r.row) for r in rows])
+    finally:
+        await store.close()
+    async with QueueServiceClient.from_connection_string(connection_string, api_version=QUEUE_API_VERSION) as service:
+        async for queue in service.list_queues():
+            if queue.name.split("-poison")[0] in QUEUES:
+                await service.get_queue_client(queue.name).clear_messages()
 
 
 @pytest.fixture
@@ -28,7 +59,6 @@ async def app_env(monkeypatch, storage_connection_string):
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AzureWebJobsStorage", storage_connection_string)
     reset_process_state()
+    await wipe_product_storage(storage_connection_string)
     yield monkeypatch
-    if services_module._services is not None:
-        await services_module._services.close()
-    reset_process_state()
+    await close_process_state()

@@ -19,10 +19,11 @@ from shared.accounts.status import APP_ALARM, clear_app_alarm
 from shared.errors import AccountAuthError, AppAuthError
 from shared.graph.client import graph_client
 from shared.services import get_auth, get_services
-from shared.store.ports import TABLES
 from tests.devstack.world import browser
+from tests.integration.conftest import SAMPLE
+from tests.leaks import issued_secrets, leaked
 
-RETURN_URL = "http://127.0.0.1:7071/api/demo/connected"
+RETURN_URL = SAMPLE["ALLOWED_RETURN_URLS"]
 ADELE = "a1b2c3d4-0000-4000-8000-0000000000a1"
 
 
@@ -71,9 +72,7 @@ async def stack(app_env, simulator, keyvault_server, certs):
     session.trust_env = False
     session.verify = str(certs.ca_pem)
     with session:
-        stack = Stack(simulator, session)
-        yield stack
-        await stack.auth.vault.close()  # type: ignore[attr-defined]
+        yield Stack(simulator, session)
 
 
 async def test_connect_confirm_and_call_graph_with_a_silently_refreshed_token(stack):
@@ -177,14 +176,6 @@ async def test_no_issued_token_code_or_secret_reaches_tables_queues_or_logs(stac
     stack.auth.broker.forget(account)
     with pytest.raises(AccountAuthError):
         await stack.auth.broker.access_token(account)
-    issued = stack.session.get(f"{stack.sim.url}/_sim/issued", timeout=10).json()["issued"]
-    secrets = {item["value"] for item in issued if item.get("value")} | {stack.services.settings.client_secret}
+    secrets = issued_secrets(stack.session, stack.sim.url, stack.services.settings.client_secret)
     assert len(secrets) > 4
-    dumped = [caplog.text]
-    for table in TABLES:
-        dumped += [json.dumps(dict(r.data), default=str) async for r in stack.services.tables.scan(table)]
-    for queue in ("sync", "subscriptions", "outbound"):
-        dumped += await stack.services.queue.peek(queue)
-    haystack = "\n".join(dumped)
-    leaked = [s for s in secrets if s in haystack]
-    assert leaked == []
+    assert await leaked(secrets, stack.services, caplog.text) == []

@@ -83,12 +83,12 @@ async def test_session_returns_a_link_under_the_public_base_url(world):
 
 
 @pytest.mark.parametrize("return_url", [
-    "http://127.0.0.1:7071/api/demo/connected/extra",   # path differs
-    "http://127.0.0.1:7072/api/demo/connected",          # port differs
-    "https://127.0.0.1:7071/api/demo/connected",         # scheme differs
-    "http://evil.test/api/demo/connected",               # host differs
-    "http://user@127.0.0.1:7071/api/demo/connected",     # credentials smuggled
-    "http://127.0.0.1:7071/api/demo/connected#x",        # fragment
+    RETURN_URL + "/extra",                                # path differs
+    RETURN_URL.replace(":7080", ":7081"),                 # port differs
+    RETURN_URL.replace("http:", "https:"),                # scheme differs
+    RETURN_URL.replace("127.0.0.1", "evil.test"),         # host differs
+    RETURN_URL.replace("//", "//user@"),                  # credentials smuggled
+    RETURN_URL + "#x",                                    # fragment
     "javascript:alert(1)",
 ])
 async def test_session_refuses_return_urls_off_the_allow_list(world, return_url):
@@ -388,3 +388,21 @@ async def test_sweep_keeps_the_live_account_of_an_abandoned_reconnect(world):
     live = await world.repo.get(account)
     assert (live.status, live.generation) == (Status.ACTIVE, 1)
     assert await world.vault.get(live.secret_name) is not None
+
+
+async def test_a_mailbox_found_unsupported_later_turns_unsupported_and_is_reported(world):
+    from shared.accounts.status import mark_unsupported
+    from shared.errors import MailboxUnsupported
+
+    account, token = await world.sign_in()
+    await world.confirm(account, token)
+    error = MailboxUnsupported("gone", status=404, code="MailboxNotEnabledForRESTAPI")
+    changed = await mark_unsupported(world.services, account, error)
+    assert changed is not None
+    assert (changed.status, changed.reason) == (Status.UNSUPPORTED, "MailboxNotEnabledForRESTAPI")
+    assert not changed.rules.runs_inbound_sync
+    statuses = [json.loads(r.get("payload"))["status"] for r in await world.rows(OUTBOX)]
+    assert statuses[-1] == "unsupported"
+    # A disconnected account stays disconnected.
+    await world.connector.disconnect(account, purge=False)
+    assert await mark_unsupported(world.services, account, error) is None

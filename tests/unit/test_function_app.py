@@ -11,13 +11,17 @@ import function_app
 
 @pytest.fixture(scope="module")
 def triggers():
-    # get_functions() may be called once per app instance (platform notes §4).
+    # get_functions() may be called once per app instance (platform notes §4); a local runner in the
+    # same test session may have indexed this app already, so start from a clean index.
+    function_app.app.functions_bindings = None
     functions = function_app.app.get_functions()
     return {f.get_function_name(): json.loads(f.get_raw_bindings()[0]) for f in functions}
 
 
 @pytest.mark.parametrize(("name", "route", "methods", "auth"), [
     ("health_check", "health", ["GET"], "ANONYMOUS"),
+    ("notifications", "notifications", ["POST"], "ANONYMOUS"),
+    ("lifecycle", "lifecycle", ["POST"], "ANONYMOUS"),
     ("connect_sessions", "connect-sessions", ["POST"], "FUNCTION"),
     ("connect_link", "connect/{session}", ["GET"], "ANONYMOUS"),
     ("oauth_callback", "oauth/callback", ["GET", "POST"], "ANONYMOUS"),
@@ -36,3 +40,11 @@ def test_connection_sweeper_runs_on_the_reconcile_schedule(triggers):
     trigger = triggers["connection_sweeper"]
     assert trigger["type"] == "timerTrigger"
     assert trigger["schedule"] == "%RECONCILE_SCHEDULE%"
+
+
+def test_subscription_worker_and_renewer_bindings(triggers):
+    assert triggers["subscription_worker"]["type"] == "queueTrigger"
+    assert triggers["subscription_worker"]["queueName"] == "subscriptions"
+    assert triggers["subscription_worker"]["connection"] == "AzureWebJobsStorage"
+    assert triggers["subscription_renewer"]["type"] == "timerTrigger"
+    assert triggers["subscription_renewer"]["schedule"] == "%RENEW_SCHEDULE%"

@@ -74,3 +74,18 @@ async def test_context_is_isolated_between_tasks(caplog):
 def test_unknown_context_field_is_refused():
     with pytest.raises(ValueError, match="unknown log context"), log_context(token="x"):
         pass
+
+
+def test_a_failing_redaction_withholds_the_line(monkeypatch, caplog):
+    import shared.ops.logging as logging_module
+
+    install_redaction()
+
+    def broken(text: str) -> str:
+        raise ImportError("sys.meta_path is None, Python is likely shutting down")
+
+    monkeypatch.setattr(logging_module, "redact", broken)
+    with caplog.at_level(logging.INFO, logger="shared.test"):
+        logging.getLogger("shared.test").info("token %s", JWT)
+    assert JWT not in caplog.text
+    assert "withheld" in caplog.text

@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# All benchmarks (long: minutes). Installs what is missing first, like the test command.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../devstack/bootstrap.sh"
+.venv/bin/python -m bench.webhook "$@"
