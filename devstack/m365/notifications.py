@@ -184,11 +184,14 @@ class Notifier:
         if self._deliver_lock is None:
             self._deliver_lock = asyncio.Lock()
         async with self._deliver_lock:
+            outbox = self.state.outbox
             groups = self._take_due()
             if not groups:
                 return
             results = await asyncio.gather(*(self._post(url, [o.item for o in batch]) for url, batch in groups))
             with self.state.lock:
+                if self.state.outbox is not outbox:
+                    return  # the state was reset meanwhile: these results belong to no one
                 for (url, batch), (ok, slow) in zip(groups, results, strict=True):
                     self._account(url, batch, ok, slow)
 

@@ -4,6 +4,7 @@ Changes are fired through the control API until part 3 brings events."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from tests.devstack.conftest import until
@@ -57,6 +58,18 @@ async def test_delivered_by_the_background_task(world: World, hook: Webhook):
     await subscribe(world, hook, delegated_client(world, world.alice))
     fire(world, world.alice)
     await until(lambda: hook.items(), 5, "a notification")
+
+
+async def test_a_reset_forgets_deliveries_in_flight(world: World, hook: Webhook):
+    """A delivery still running when the state is reset (the next test's fixture) counts nowhere."""
+    await subscribe(world, hook, delegated_client(world, world.alice))
+    hook.delay = 0.3
+    fire(world, world.alice)
+    await until(lambda: hook.posts, 5, "the delivery to start")
+    world.control("POST", "reset")
+    await asyncio.sleep(0.5)
+    assert world.control("GET", "counters")["notifications"] == {}
+    assert world.control("GET", "notifications")["pending"] == []
 
 
 async def test_only_subscribed_change_types(world: World, hook: Webhook):
