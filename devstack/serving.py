@@ -24,10 +24,11 @@ MAILBOX = web.RequestKey("mailbox", str)
 
 @dataclass
 class ServerThread:
-    """One HTTPS server. ``port`` 0 picks a free port; ``url`` is known once ``start`` returns."""
+    """One HTTPS server (plain HTTP when ``certs`` is None). ``port`` 0 picks a free port; ``url`` is known
+    once ``start`` returns."""
 
     app: web.Application
-    certs: CertPaths
+    certs: CertPaths | None
     port: int = 0
     _loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
     _runner: web.AppRunner | None = field(default=None, repr=False)
@@ -35,7 +36,7 @@ class ServerThread:
 
     @property
     def url(self) -> str:
-        return f"https://{HOST}:{self.port}"
+        return f"{'https' if self.certs else 'http'}://{HOST}:{self.port}"
 
     def start(self, timeout: float = 10.0) -> ServerThread:
         ready = threading.Event()
@@ -66,7 +67,8 @@ class ServerThread:
     async def _serve(self) -> None:
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, HOST, self.port, ssl_context=self.certs.server_ssl_context())
+        tls = self.certs.server_ssl_context() if self.certs else None
+        site = web.TCPSite(self._runner, HOST, self.port, ssl_context=tls)
         await site.start()
         if self.port == 0:
             server = site._server

@@ -40,13 +40,16 @@ class RunningSimulators:
 
 
 def start_simulator(port: int = M365_PORT, state_file: Path | None = None, seed: bool = True) -> Simulator:
-    """The simulator, with the saved state if ``state_file`` exists, else seeded with the demo tenant."""
+    """The simulator, with the saved state if ``state_file`` exists, else seeded with the demo tenant; it admits
+    the local runner's http://127.0.0.1 notification URLs."""
     state, loaded = load_or_new_state(state_file)
     if seed and not loaded:
         seed_demo(state)
         if state_file is not None:
             state_file.parent.mkdir(parents=True, exist_ok=True)
             state.save(state_file)
+    # The local runner serves the product's webhook on http://127.0.0.1 (graph-notes §2.8 wants https).
+    state.switches.allow_http_loopback_urls = True
     return Simulator(state=state, port=port, certs=ensure_certs(), state_file=state_file).start()
 
 

@@ -3,6 +3,7 @@
 
 It follows the documented services (/work/shared/graph-notes.md and the public docs), never the
 product's expectations; behaviour the docs do not state is a named switch in ``state.Switches``,
-marked assumed. Later parts add subscriptions.py (change notifications) and events.py (events, delta,
-recurrence) as further route tables over the same state.
+marked assumed. subscriptions.py (subscriptions), notifications.py (handshake, change and lifecycle
+notifications) and throttling.py (per-mailbox throttling, injected faults) extend Graph; part 3 adds
+events.py (events, delta, recurrence) as a further route table over the same state.
 """

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from devstack.m365.state import SimState, Switches, User
+from devstack.m365.state import Fault, SimState, Switches, User
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -89,9 +90,13 @@ def seed_demo(state: SimState) -> dict[str, Any]:
 
 
 class Control:
-    def __init__(self, state: SimState, on_reset: Callable[[], None] | None = None) -> None:
+    def __init__(self, state: SimState, on_reset: Callable[[], None] | None = None,
+                 after_user_action: Callable[[str, User, dict[str, Any]], None] | None = None,
+                 after_clock: Callable[[], Awaitable[object]] | None = None) -> None:
         self.state = state
         self.on_reset = on_reset
+        self.after_user_action = after_user_action  # lifecycle events the directory change causes
+        self.after_clock = after_clock  # expiries and deliveries now due
 
     def routes(self) -> list[web.RouteDef]:
         user_actions: dict[str, Callable[[User, dict[str, Any]], None]] = {
@@ -119,7 +124,10 @@ class Control:
             web.get("/_sim/issued", self.issued),
             web.get("/_sim/requests", self.requests),
             web.get("/_sim/counters", self.counters),
-            *[web.post(f"/_sim/users/{{user}}/{name}", self._user_action(action))
+            web.post("/_sim/faults", self.add_fault),
+            web.delete("/_sim/faults", self.clear_faults),
+            web.post("/_sim/throttling", self.set_throttling),
+            *[web.post(f"/_sim/users/{{user}}/{name}", self._user_action(name, action))
               for name, action in user_actions.items()],
         ]
 
@@ -153,7 +161,9 @@ class Control:
         body = await request.json()
         with self.state.lock:
             self.state.clock.advance(float(body["seconds"]))
-            return web.json_response({"now": self.state.clock.now(), "offset": self.state.clock.offset})
+        if self.after_clock is not None:
+            await self.after_clock()
+        return web.json_response({"now": self.state.clock.now(), "offset": self.state.clock.offset})
 
     async def clock(self, request: web.Request) -> web.Response:
         return web.json_response({"now": self.state.clock.now(), "offset": self.state.clock.offset})
@@ -198,12 +208,53 @@ class Control:
 
     async def counters(self, request: web.Request) -> web.Response:
         with self.state.lock:
+            per_mailbox: dict[str, Counter[str]] = {}
+            for entry in self.state.requests:
+                if entry.mailbox:
+                    per_mailbox.setdefault(entry.mailbox, Counter())[entry.route] += 1
             return web.json_response({"routes": dict(self.state.route_counts),
-                                      "mailboxes": dict(self.state.mailbox_counts)})
+                                      "mailboxes": dict(self.state.mailbox_counts),
+                                      "mailboxRoutes": {m: dict(c) for m, c in per_mailbox.items()},
+                                      "throttled": dict(self.state.throttle_counts),
+                                      "notifications": dict(self.state.notification_counts)})
+
+    async def add_fault(self, request: web.Request) -> web.Response:
+        """``{"path": glob, "status": 429|500|503|504|"timeout"|"delay", "count": n, "method"?, "retryAfter"?,
+        "seconds"?}``: the next n matching requests fail (or hang, or are held, then served)."""
+        body = await request.json()
+        status = body.get("status")
+        if status not in (429, 500, 503, 504, "timeout", "delay") or "path" not in body:
+            return web.json_response({"error": "need path and status 429, 500, 503, 504, timeout or delay"},
+                                     status=400)
+        fault = Fault(path=body["path"], status=status, count=int(body.get("count", 1)), method=body.get("method"),
+                      retry_after=body.get("retryAfter"), hold_seconds=float(body.get("seconds", 30)))
+        with self.state.lock:
+            self.state.faults.append(fault)
+        return web.json_response(dataclasses.asdict(fault), status=201)
+
+    async def clear_faults(self, request: web.Request) -> web.Response:
+        with self.state.lock:
+            self.state.faults.clear()
+        return web.json_response({"faults": []})
+
+    async def set_throttling(self, request: web.Request) -> web.Response:
+        """``{"requests", "writes", "windowSeconds", "concurrency"}``: budgets per app and mailbox; usage so far
+        is forgotten."""
+        body = await request.json()
+        names = {"requests": "throttle_requests", "writes": "throttle_writes",
+                 "windowSeconds": "throttle_window_seconds", "concurrency": "throttle_concurrency"}
+        unknown = set(body) - set(names)
+        if unknown:
+            return web.json_response({"error": f"unknown budgets: {sorted(unknown)}"}, status=400)
+        with self.state.lock:
+            for name, value in body.items():
+                setattr(self.state.switches, names[name], value)
+            self.state.request_times.clear()
+            return web.json_response({name: getattr(self.state.switches, attr) for name, attr in names.items()})
 
     # --- per-user states ---------------------------------------------------------------------
 
-    def _user_action(self, action: Callable[[User, dict[str, Any]], None]) -> Callable[..., Any]:
+    def _user_action(self, name: str, action: Callable[[User, dict[str, Any]], None]) -> Callable[..., Any]:
         async def handler(request: web.Request) -> web.Response:
             user = self.state.find_user(request.match_info["user"])
             if user is None:
@@ -211,6 +262,8 @@ class Control:
             body = await request.json() if request.can_read_body else {}
             with self.state.lock:
                 action(user, body)
+                if self.after_user_action is not None:
+                    self.after_user_action(name, user, body)
                 return web.json_response(dataclasses.asdict(user))
         return handler
 

@@ -2,8 +2,8 @@
 checks (signature, audience, expiry, scopes or roles, continuous access evaluation).
 
 Error bodies follow Graph's shape ``{"error": {"code", "message", "innerError": {...}}}``; request ids are
-added by the server's middleware. Later parts add subscriptions.py and events.py as further route tables
-that reuse ``GraphAuth`` and ``GraphError``.
+added by the server's middleware. subscriptions.py (and part 3's events.py) are further route tables that
+reuse ``GraphAuth`` and ``GraphError``.
 """
 
 from __future__ import annotations
@@ -41,6 +41,11 @@ class GraphError(Exception):
         self.status, self.code, self.message, self.headers = status, code, message, headers or {}
 
 
+def mailbox_not_enabled() -> GraphError:
+    return GraphError(404, "MailboxNotEnabledForRESTAPI",
+                      "The mailbox is either inactive, soft-deleted, or is hosted on-premise.")
+
+
 def access_denied() -> GraphError:
     return GraphError(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
 
@@ -52,10 +57,14 @@ class Caller:
     user: User | None  # None for app-only tokens
     scopes: frozenset[str]
     roles: frozenset[str]
+    expires_at: float = 0.0  # the access token's exp
 
     @property
     def app_only(self) -> bool:
         return self.user is None
+
+
+CALLER = web.RequestKey("caller", Caller)
 
 
 class GraphAuth:
@@ -72,6 +81,13 @@ class GraphAuth:
         return {"WWW-Authenticate": "Bearer " + ", ".join(f'{k}="{v}"' for k, v in parts.items())}
 
     def authenticate(self, request: web.Request) -> Caller:
+        """The request's caller; checked once per request (the throttling middleware asks first)."""
+        caller = request.get(CALLER)
+        if caller is None:
+            caller = request[CALLER] = self._authenticate(request)
+        return caller
+
+    def _authenticate(self, request: web.Request) -> Caller:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -110,7 +126,8 @@ class GraphAuth:
                                  self.challenge(request, error="insufficient_claims",
                                                 claims=base64.b64encode(claims_json.encode()).decode()))
         return Caller(tenant_id=claims.get("tid", ""), client_id=claims.get("appid", ""), user=user,
-                      scopes=frozenset(claims.get("scp", "").split()), roles=frozenset(claims.get("roles", [])))
+                      scopes=frozenset(claims.get("scp", "").split()), roles=frozenset(claims.get("roles", [])),
+                      expires_at=float(claims.get("exp", 0)))
 
 
 class Graph:
@@ -163,7 +180,7 @@ class Graph:
             allowed = bool(caller.scopes & (USER_SCOPES_SELF if user.id == caller.user.id else USER_SCOPES_OTHERS))
         if not allowed:
             raise GraphError(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
-        return _json(request, "users/$entity", user_json(user))
+        return odata_json(request, "users/$entity", user_json(user))
 
     # --- mailbox -----------------------------------------------------------------------------
 
@@ -181,8 +198,7 @@ class Graph:
             owner = found
         request[MAILBOX] = owner.id
         if owner.mailbox != "enabled":
-            raise GraphError(404, "MailboxNotEnabledForRESTAPI",
-                             "The mailbox is either inactive, soft-deleted, or is hosted on-premise.")
+            raise mailbox_not_enabled()
         return owner
 
     def _visible_calendars(self, caller: Caller, owner: User) -> list[tuple[Calendar, bool]]:
@@ -221,13 +237,13 @@ class Graph:
     async def list_calendars(self, request: web.Request, caller: Caller) -> web.Response:
         owner = self._mailbox_owner(request, caller)
         visible = self._visible_calendars(caller, owner)
-        return _json(request, f"users('{owner.id}')/calendars",
-                     {"value": [calendar_json(c, owner, e, caller) for c, e in visible]})
+        return odata_json(request, f"users('{owner.id}')/calendars",
+                          {"value": [calendar_json(c, owner, e, caller) for c, e in visible]})
 
     async def get_calendar(self, request: web.Request, caller: Caller) -> web.Response:
         owner, calendar, can_edit = self._one_calendar(request, caller)
         body = calendar_json(calendar, owner, can_edit, caller)
-        return _json(request, f"users('{owner.id}')/calendars/$entity", body)
+        return odata_json(request, f"users('{owner.id}')/calendars/$entity", body)
 
     async def get_default_calendar(self, request: web.Request, caller: Caller) -> web.Response:
         return await self.get_calendar(request, caller)
@@ -237,8 +253,8 @@ class Graph:
         # Only the owner (or an app) sees the permissions; a sharee or delegate gets an empty collection.
         is_owner = caller.user is None or caller.user.id == owner.id
         values = [permission_json(p) for p in calendar.permissions] if is_owner else []
-        return _json(request, f"users('{owner.id}')/calendars('{calendar.id}')/calendarPermissions",
-                     {"value": values})
+        return odata_json(request, f"users('{owner.id}')/calendars('{calendar.id}')/calendarPermissions",
+                          {"value": values})
 
 
 # --- JSON shapes ---------------------------------------------------------------------------------
@@ -278,9 +294,10 @@ def permission_json(permission: Any) -> dict[str, Any]:
             "allowedRoles": permission.allowed_roles, "emailAddress": email}
 
 
-def _json(request: web.Request, context: str, body: dict[str, Any]) -> web.Response:
+def odata_json(request: web.Request, context: str, body: dict[str, Any], status: int = 200) -> web.Response:
+    """A Graph JSON answer with its ``@odata.context``."""
     origin = f"{request.scheme}://{request.host}"
-    return web.json_response({"@odata.context": f"{origin}/v1.0/$metadata#{context}", **body})
+    return web.json_response({"@odata.context": f"{origin}/v1.0/$metadata#{context}", **body}, status=status)
 
 
 def graph_error_response(request: web.Request, state: SimState, exc: GraphError) -> web.Response:

@@ -3,6 +3,10 @@ request-id headers, the request log and optional persistence to a JSON file."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import ssl
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,13 +17,22 @@ from devstack.certs import CertPaths, ensure_certs
 from devstack.m365.control import Control
 from devstack.m365.graph import Graph, GraphAuth, GraphError, graph_error_response
 from devstack.m365.identity import Identity, Signer
+from devstack.m365.notifications import Notifier
 from devstack.m365.state import LoggedRequest, SimState, new_id
+from devstack.m365.subscriptions import SubscriptionControl, Subscriptions
+from devstack.m365.throttling import gate_middleware
 from devstack.serving import CLIENT_REQUEST_ID, MAILBOX, REQUEST_ID, ServerThread
 
 DEFAULT_PORT = 7443
 
 
-def build_app(state: SimState, signer: Signer, state_file: Path | None = None) -> web.Application:
+def build_app(state: SimState, signer: Signer, state_file: Path | None = None,
+              client_ssl: ssl.SSLContext | None = None) -> web.Application:
+    """``client_ssl``: trust for the simulator's own calls to webhooks (the local CA in tests and ``up``)."""
+    auth = GraphAuth(state, signer)
+    notifier = Notifier(state, client_ssl or ssl.create_default_context())
+    subscriptions = Subscriptions(state, auth, notifier)
+
     @web.middleware
     async def around(request: web.Request, handler: Handler) -> web.StreamResponse:
         request_id = request[REQUEST_ID] = new_id()
@@ -55,10 +68,22 @@ def build_app(state: SimState, signer: Signer, state_file: Path | None = None) -
                 state.save(state_file)
         return response
 
-    app = web.Application(middlewares=[around])
+    async def deliver_in_background(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(notifier.run_forever())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await notifier.close()
+
+    app = web.Application(middlewares=[around, gate_middleware(state, auth)])
+    app.cleanup_ctx.append(deliver_in_background)
     app.add_routes(Identity(state, signer).routes())
-    app.add_routes(Graph(state, GraphAuth(state, signer)).routes())
-    app.add_routes(Control(state).routes())
+    app.add_routes(Graph(state, auth).routes())
+    app.add_routes(subscriptions.routes())
+    app.add_routes(Control(state, after_user_action=subscriptions.after_user_action,
+                           after_clock=lambda: notifier.flush(10)).routes())
+    app.add_routes(SubscriptionControl(state, subscriptions, notifier).routes())
     return app
 
 
@@ -83,7 +108,7 @@ class Simulator:
         return f"{self.url}/v1.0"
 
     def start(self) -> Simulator:
-        app = build_app(self.state, self.signer, self.state_file)
+        app = build_app(self.state, self.signer, self.state_file, self.certs.client_ssl_context())
         self.server = ServerThread(app, self.certs, self.port).start()
         return self
 

@@ -54,6 +54,44 @@ class Switches:
     # assumed: the error of a mailbox call for a user who was deleted (field reports also show ErrorInvalidUser)
     deleted_user_mailbox_code: str = "ErrorItemNotFound"
 
+    # --- subscriptions (graph-notes §2.1-2.3, §2.8) ---
+    # documented: 10,080 minutes in the newer lifetime include, 4,230 in the older docs (graph-notes §2.2)
+    subscription_max_minutes: int = 10080
+    subscription_min_minutes: int = 45  # documented: an earlier expiry is set to 45 minutes (subscription resource)
+    # "refuse": 400 ExtensionError "Subscription expiration can only be N minutes in the future." (field report,
+    # microsoft-graph-docs-contrib#7726; the docs say such requests "will fail"); "clamp": set to the maximum (assumed)
+    subscription_over_max: str = "refuse"
+    # reported, unverified (graph-notes §2.1, §9.8): me/events fires only for the default calendar
+    events_default_calendar_only: bool = False
+    per_calendar_subscriptions: bool = True  # assumed: users/{id}/calendars/{id}/events is undocumented (§2.1)
+    allow_http_loopback_urls: bool = False  # assumed/local: admit http://127.0.0.1 and http://localhost URLs
+    subscriptions_per_mailbox: int = 1000  # documented (graph-notes §2.8)
+    validation_timeout_seconds: float = 10  # documented (graph-notes §2.4)
+    # --- change notifications (graph-notes §2.5, §2.6) ---
+    delivery_timeout_seconds: float = 3  # documented
+    slow_response_ms: float = 2900  # documented
+    slow_sample_size: int = 100  # documented: judged after 100 notifications
+    slow_throttle_percent: float = 10  # documented: delayed by 10 minutes
+    slow_drop_percent: float = 15  # documented: dropped
+    slow_window_seconds: float = 600  # documented: counters reset every 10 minutes
+    throttled_delay_seconds: float = 600  # documented: delivery delayed, failures retried after 10 minutes
+    retry_for_seconds: float = 4 * 3600  # documented: retries for up to 4 hours
+    retry_interval_seconds: float = 60  # assumed: the docs give no schedule for an unthrottled endpoint
+    notifications_per_batch: int = 100  # assumed: the docs give no batch size
+    create_also_updated: bool = True  # reported (graph-notes §2.6, §9.7): a create also yields "updated"
+    duplicate_notifications: bool = False  # assumed quirk: every notification sent twice
+    batch_across_subscriptions: bool = True  # documented: one POST may carry several subscriptions' items
+    # --- lifecycle notifications (graph-notes §2.7) ---
+    reauthorization_lead_seconds: float = 900  # assumed: how long before token or subscription expiry it fires
+    # assumed: after reauthorizationRequired, notifications keep flowing this long, then pause until reauthorized
+    pause_after_reauthorization_seconds: float = 3600
+    # --- throttling per app and mailbox (graph-notes §3.1, §3.2) ---
+    throttle_concurrency: int = 4  # documented
+    throttle_requests: int = 10000  # documented: per window
+    throttle_window_seconds: float = 600  # documented: 10 minutes
+    throttle_writes: int = 10000  # assumed: writes have their own budget, set it lower to throttle writes first
+    throttle_concurrency_retry_after: int = 1  # assumed: Retry-After of a MailboxConcurrency 429
+
 
 @dataclass
 class Tenant:
@@ -193,6 +231,65 @@ class Issued:
 
 
 @dataclass
+class Subscription:
+    """A change-notification subscription (graph-notes §2). Times are simulated seconds."""
+
+    id: str
+    resource: str  # as the client sent it
+    mailbox_id: str  # the user whose events it watches
+    calendar_id: str | None  # per-calendar subscriptions
+    change_types: list[str]
+    notification_url: str
+    lifecycle_url: str | None
+    client_state: str | None
+    expires_at: float
+    client_id: str
+    tenant_id: str
+    creator_id: str  # the signed-in user, or the app's service principal
+    delegated: bool
+    id_type: str  # "ImmutableId" when created with Prefer: IdType="ImmutableId", else "RestId"
+    authorized_until: float  # expiry of the access token that last created, renewed or reauthorized it
+    reauthorization_sent_at: float | None = None  # reauthorizationRequired fired and not yet answered
+    paused: bool = False  # no notifications until reauthorized
+
+
+@dataclass
+class Outgoing:
+    """One notification waiting to be POSTed (alone or in a batch) to ``url``."""
+
+    url: str
+    item: dict[str, Any]
+    subscription_id: str
+    lifecycle: bool
+    due_at: float
+    first_due_at: float
+    attempts: int = 0
+    delayed: bool = False  # the endpoint's slow-throttling delay was applied once
+
+
+@dataclass
+class EndpointStats:
+    """Slow-endpoint accounting for one notification URL, reset every ``slow_window_seconds``."""
+
+    window_start: float
+    sent: int = 0
+    slow: int = 0
+
+
+@dataclass
+class Fault:
+    """The next ``count`` requests whose path matches ``path`` (fnmatch) fail with ``status``, hang ("timeout")
+    or are held, then served ("delay")."""
+
+    path: str
+    status: int | str  # 429, 500, 503, 504, "timeout" or "delay"
+    count: int
+    method: str | None = None
+    retry_after: int | None = None
+    hold_seconds: float = 30.0  # "timeout" and "delay": how long the request is held
+
+
+@dataclass
 class LoggedRequest:
     time: float
     method: str
@@ -247,6 +344,16 @@ class SimState:
     route_counts: Counter[str] = field(default_factory=Counter)
     mailbox_counts: Counter[str] = field(default_factory=Counter)
     token_seq: int = 0
+    subscriptions: dict[str, Subscription] = field(default_factory=dict)
+    outbox: list[Outgoing] = field(default_factory=list)
+    endpoints: dict[str, EndpointStats] = field(default_factory=dict)
+    notification_counts: Counter[str] = field(default_factory=Counter)  # sent, dropped, slow, failed, ...
+    notification_plans: dict[str, int] = field(default_factory=dict)  # drop / duplicate the next N
+    notification_delay_seconds: float = 0.0  # control: hold every new notification this long
+    faults: list[Fault] = field(default_factory=list)
+    throttle_counts: Counter[str] = field(default_factory=Counter)  # 429s per "app|mailbox"
+    in_flight: Counter[str] = field(default_factory=Counter)  # running requests per "app|mailbox"
+    request_times: dict[str, list[float]] = field(default_factory=dict)  # "app|mailbox[|write]" -> times in window
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def reset(self) -> None:

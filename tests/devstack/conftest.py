@@ -23,6 +23,7 @@ from devstack.certs import CertPaths
 from devstack.m365.server import Simulator
 from devstack.runner.config import RunnerConfig
 from devstack.runner.host import Runner
+from tests.devstack.webhook import Webhook
 from tests.devstack.world import World, build_world
 
 APPS = Path(__file__).parent / "apps"
@@ -73,3 +74,13 @@ def world(simulator: Simulator, certs: CertPaths) -> Iterator[World]:
     session.verify = str(certs.ca_pem)
     with session:
         yield build_world(simulator, session)
+
+
+@pytest.fixture
+def hook(certs: CertPaths) -> Iterator[Webhook]:
+    """A test webhook over https (the local CA), answering the validation handshake."""
+    server = Webhook(certs).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -105,6 +105,7 @@ def test_start_simulators_for_up(tmp_path: Path):
     running = start_simulators(m365_port=0, keyvault_port=0, state_file=tmp_path / "state.json")
     try:
         lines = running.describe()
+        assert running.simulator.state.switches.allow_http_loopback_urls  # the runner's webhook URL
         assert running.simulator.url in lines[0]
         assert running.keyvault.url in lines[1]
         assert str(running.simulator.certs.ca_pem) in lines[2]

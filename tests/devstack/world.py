@@ -79,15 +79,19 @@ class World:
         return app, result
 
     def graph(self, token: str | None) -> GraphServiceClient:
-        """msgraph-sdk pointed at the simulator, on an httpx client that trusts the local CA."""
-        # msgraph's own options matter: they turn /users/me-token-to-replace into /me.
-        http = GraphClientFactory.create_with_default_middleware(
-            client=httpx.AsyncClient(verify=self.sim.certs.client_ssl_context(), timeout=10), options=graph_options)
-        auth: AuthenticationProvider = AnonymousAuthenticationProvider() if token is None else \
-            AzureIdentityAuthenticationProvider(StaticToken(token), scopes=[GRAPH_DEFAULT])
-        adapter = GraphRequestAdapter(auth, client=http)
-        adapter.base_url = self.sim.graph_url
-        return GraphServiceClient(request_adapter=adapter)
+        return graph_client(self.sim, token)
+
+
+def graph_client(sim: Simulator, token: str | None) -> GraphServiceClient:
+    """msgraph-sdk pointed at the simulator, on an httpx client that trusts the local CA."""
+    # msgraph's own options matter: they turn /users/me-token-to-replace into /me.
+    http = GraphClientFactory.create_with_default_middleware(
+        client=httpx.AsyncClient(verify=sim.certs.client_ssl_context(), timeout=10), options=graph_options)
+    auth: AuthenticationProvider = AnonymousAuthenticationProvider() if token is None else \
+        AzureIdentityAuthenticationProvider(StaticToken(token), scopes=[GRAPH_DEFAULT])
+    adapter = GraphRequestAdapter(auth, client=http)
+    adapter.base_url = sim.graph_url
+    return GraphServiceClient(request_adapter=adapter)
 
 
 class StaticToken:
