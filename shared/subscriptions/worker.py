@@ -68,10 +68,15 @@ class SubscriptionWorker:
         return f"users/{account.identity.user}/events"
 
     async def ensure(self, account: Account) -> SubscriptionRecord:
-        """The account's live subscription, renewed or created as needed."""
+        """The account's live subscription, renewed or created as needed. Graph is asked, not only the
+        table: a subscriptionRemoved lifecycle event (a password reset) means the recorded one is gone."""
         resource = self.resource(account)
         slot = await self.services.tables.get(SUBSCRIPTIONS, account.account, slot_key(resource))
         current = await self._record(account.account, slot.get("subscription")) if slot else None
+        if current is not None and current.id not in {s.id for s in await self.gateway.list(account.account)}:
+            await self._forget(current)
+            await self._journal(account, "subscribe", "info", f"{current.id} is gone at Graph; recreating")
+            current = None
         if current is not None:
             if current.expires_at > self.services.clock() + self._margin():
                 await self._clear_needs_subscription(account.account)

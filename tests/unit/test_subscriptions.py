@@ -117,6 +117,18 @@ async def test_renew_or_reauthorize_of_a_subscription_gone_at_graph_recreates_it
     assert [r.row for r in await subs.records(account)] == [third.id]
 
 
+async def test_subscribe_recreates_a_subscription_removed_at_graph(subs):
+    """subscriptionRemoved (graph-notes §2.7): the table still lists it, Graph no longer has it."""
+    account = await subs.active_account()
+    await subs.worker.handle(Subscribe(account=account))
+    (first,) = subs.gateway.live(account)
+    del subs.gateway.subscriptions[first.id]
+    await subs.worker.handle(Subscribe(account=account))
+    (second,) = subs.gateway.live(account)
+    assert second.id != first.id
+    assert [r.row for r in await subs.records(account)] == [second.id]
+
+
 async def test_reauthorize_keeps_the_subscription(subs):
     account = await subs.active_account()
     await subs.worker.handle(Subscribe(account=account))
