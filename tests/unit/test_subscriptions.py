@@ -272,3 +272,11 @@ async def test_dispatch_settles_what_retrying_cannot_fix_and_raises_the_rest(sub
     entries = [e.error_class for e in await subs.services.journal.recent(account)]
     assert {"AccountAuthError", "Throttled", "MailboxUnsupported"} <= set(entries)
     assert json.loads(body)["kind"] == "subscribe"
+
+
+async def test_messages_for_an_unknown_account_are_dropped(subs):
+    from shared.ids import new_account_id
+
+    await subs.worker.handle(Subscribe(account=new_account_id()))
+    await subs.worker.handle(Renew(account=new_account_id(), subscription="s"))
+    assert subs.gateway.calls == []
