@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import azure.functions as func
 
-from shared.config import SUBSCRIPTIONS_QUEUE, get_settings
+from shared.config import SUBSCRIPTIONS_QUEUE
 from shared.http import HttpResult
 from shared.ops import health
 from shared.ops.logging import install_redaction
@@ -50,7 +50,8 @@ async def notifications(req: func.HttpRequest) -> func.HttpResponse:
     handshake = receiver.validation_response(req.params)
     if handshake is not None:
         return respond(handshake)  # before anything else: Graph allows 10 s, a cold start included
-    return respond(await receive(req, receiver.plan_notifications))
+    return respond(await receiver.receive(req.get_body(), req.headers.get("content-type", ""),
+                                          receiver.plan_notifications))
 
 
 @app.route(route="lifecycle", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -58,18 +59,8 @@ async def lifecycle(req: func.HttpRequest) -> func.HttpResponse:
     handshake = receiver.validation_response(req.params)
     if handshake is not None:
         return respond(handshake)
-    return respond(await receive(req, receiver.plan_lifecycle))
-
-
-async def receive(req: func.HttpRequest, plan: receiver.Planner) -> HttpResult:
-    from shared.services import get_work_queue
-
-    items = receiver.parse_batch(req.get_body(), req.headers.get("content-type", ""))
-    if isinstance(items, HttpResult):
-        return items
-    settings = get_settings()
-    return await receiver.enqueue(plan(items, settings.client_state_keys), get_work_queue(),
-                                  sync_delay=settings.coalesce_delay_seconds)
+    return respond(await receiver.receive(req.get_body(), req.headers.get("content-type", ""),
+                                          receiver.plan_lifecycle))
 
 
 @app.route(route="connect-sessions", methods=["POST"])

@@ -55,6 +55,7 @@ class Azurite:
     """One Azurite process. ``ports`` None picks free ports (tests); the run command uses the defaults."""
 
     ports: tuple[int, int, int] | None = None
+    in_memory: bool = False  # benchmarks: no disk persistence pauses (Azurite saves its database periodically)
     process: subprocess.Popen[bytes] | None = None
     data_dir: Path | None = None
 
@@ -75,7 +76,7 @@ class Azurite:
         blob, queue, table = self.ports
         args = [
             str(AZURITE_BIN), "--silent", "--disableTelemetry", "--skipApiVersionCheck",
-            "--location", str(self.data_dir),
+            *(["--inMemoryPersistence"] if self.in_memory else ["--location", str(self.data_dir)]),
             "--blobHost", "127.0.0.1", "--blobPort", str(blob),
             "--queueHost", "127.0.0.1", "--queuePort", str(queue),
             "--tableHost", "127.0.0.1", "--tablePort", str(table),

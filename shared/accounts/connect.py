@@ -29,6 +29,8 @@ from shared.auth.ports import IdentityProvider, MailboxDirectory, TokenVault
 from shared.errors import (
     AccountAuthError,
     AppAuthError,
+    GraphError,
+    IdentityUnavailable,
     InvalidToken,
     MailboxUnsupported,
     RowNotFound,
@@ -120,6 +122,9 @@ class Connector:
             start = await self.identity.start(self._redirect_uri, login_hint=claims.get("hint"))
         except AppAuthError as exc:
             return await self._app_failure(exc)
+        except IdentityUnavailable:
+            return page(503, "Microsoft could not be reached", "Signing in cannot start right now.",
+                        hint="Open the link again in a few minutes.")
         now = self.services.clock()
         await self.services.tables.insert(OAUTHFLOWS, Row(start.state, "", {
             "flow": json.dumps(dict(start.flow)), "external_ref": claims["ref"], "return_url": claims["ret"],
@@ -167,6 +172,10 @@ class Connector:
             return page(400, "This calendar cannot be connected",
                         "This mailbox cannot be reached through Microsoft Graph (for example, it is hosted "
                         "on-premises or has no Exchange Online licence).")
+        except (IdentityUnavailable, GraphError) as exc:
+            await self.services.journal.record(None, JournalEntry.failure("connect", exc, stage="redeem"))
+            return page(503, "Microsoft could not be reached", "Signing in could not be completed right now.",
+                        hint=START_AGAIN)
         identity = replace(grant.identity, display_name=profile.display_name or grant.identity.display_name,
                            mailbox=profile.mailbox, username=grant.identity.username or profile.username)
         account, generation = await self._record_pending(identity, grant.scopes, grant.token_state,

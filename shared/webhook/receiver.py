@@ -15,11 +15,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from shared.config import ClientStateKey
+from shared.config import ClientStateKey, get_settings
 from shared.http import HttpResult, error_result
 from shared.messages import Message, Reauthorize, Subscribe, Sync
+from shared.services import get_work_queue
 from shared.store.ports import WorkQueue
-from shared.webhook.client_state import verify_client_state
+from shared.webhook.client_state import ClientState, verify_client_state
 
 log = logging.getLogger("shared.webhook")
 
@@ -68,30 +69,32 @@ def parse_batch(body: bytes, content_type: str) -> list[Any] | HttpResult:
     return items
 
 
-def plan_notifications(items: Sequence[Any], keys: Sequence[ClientStateKey]) -> Receipt:
-    """One ``sync`` per account in the batch, whatever the number of its items (pure)."""
-    accounts: dict[str, None] = {}
-    forged = 0
+Genuine = list[tuple[dict[str, Any], ClientState]]
+
+
+def _genuine(items: Sequence[Any], keys: Sequence[ClientStateKey]) -> tuple[Genuine, int]:
+    """The items whose clientState is genuine for their tenantId, with its claims; and how many were not."""
+    genuine: Genuine = []
     for item in items:
         state = verify_client_state(item.get("clientState"), item.get("tenantId"), keys) \
             if isinstance(item, dict) else None
-        if state is None:
-            forged += 1
-            continue
-        accounts[state.account] = None
+        if state is not None:
+            genuine.append((item, state))
+    return genuine, len(items) - len(genuine)
+
+
+def plan_notifications(items: Sequence[Any], keys: Sequence[ClientStateKey]) -> Receipt:
+    """One ``sync`` per account in the batch, whatever the number of its items (pure)."""
+    genuine, forged = _genuine(items, keys)
+    accounts = dict.fromkeys(state.account for _, state in genuine)
     return Receipt(tuple(Sync(account=a, reason="notification") for a in accounts), len(items), forged)
 
 
 def plan_lifecycle(items: Sequence[Any], keys: Sequence[ClientStateKey]) -> Receipt:
     """reauthorizationRequired -> reauthorize; subscriptionRemoved -> subscribe + sync; missed -> sync."""
+    genuine, forged = _genuine(items, keys)
     messages: dict[Message, None] = {}
-    forged = 0
-    for item in items:
-        state = verify_client_state(item.get("clientState"), item.get("tenantId"), keys) \
-            if isinstance(item, dict) else None
-        if state is None:
-            forged += 1
-            continue
+    for item, state in genuine:
         event, subscription = item.get("lifecycleEvent"), item.get("subscriptionId")
         if event == "reauthorizationRequired" and isinstance(subscription, str) and subscription:
             messages[Reauthorize(account=state.account, subscription=subscription)] = None
@@ -124,3 +127,13 @@ async def enqueue(receipt: Receipt, queue: WorkQueue, *, sync_delay: float) -> H
                     receipt.forged, receipt.items)
     log.info("notification batch: %d items, %d messages queued", receipt.items, len(receipt.messages))
     return HttpResult(202)
+
+
+async def receive(body: bytes, content_type: str, plan: Planner) -> HttpResult:
+    """A batch from Graph, start to answer: parse, verify and plan, queue."""
+    items = parse_batch(body, content_type)
+    if isinstance(items, HttpResult):
+        return items
+    settings = get_settings()
+    return await enqueue(plan(items, settings.client_state_keys), get_work_queue(),
+                         sync_delay=settings.coalesce_delay_seconds)

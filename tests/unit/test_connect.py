@@ -218,6 +218,17 @@ async def test_an_unsupported_mailbox_is_refused_at_connect(world):
     assert await world.rows(ACCOUNTS) == []
 
 
+async def test_microsoft_unreachable_at_the_callback_is_a_503_page_and_stores_nothing(world):
+    from shared.errors import IdentityUnavailable
+
+    state = await world.open(await world.session())
+    world.idp.fail_next = IdentityUnavailable("the identity provider is unreachable (ConnectionError)")
+    result = await world.connector.callback(urlencode({"state": state, "code": ada_code(world)}))
+    assert result.status == 503
+    assert "could not be reached" in result.text
+    assert await world.rows(ACCOUNTS) == []
+
+
 async def test_an_app_credential_failure_raises_the_alarm_not_an_account_status(world):
     state = await world.open(await world.session())
     world.idp.fail_next = AppAuthError("invalid_client", aad_code="AADSTS7000222")
