@@ -22,9 +22,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from shared.accounts.model import Account, Identity, PendingGeneration, Status
+from shared.accounts.model import Account, Identity, PendingGeneration, Status, secret_tags
 from shared.accounts.repository import AccountRepository
-from shared.accounts.status import raise_app_alarm, record_status_change
+from shared.accounts.status import raise_app_alarm, record_status_change, set_status
 from shared.auth.ports import IdentityProvider, MailboxDirectory, TokenVault
 from shared.errors import (
     AccountAuthError,
@@ -222,9 +222,8 @@ class Connector:
             # The secret first, with the pending expiry: a crash leaves a secret that expires by itself.
             # Two callbacks racing for one number both write this name; the loser moves on to the next
             # number, and the winner's row may hold the loser's token: same user, same grant, as good.
-            await self.vault.put(pending.secret_name, token_state, expires_on=expires_at, tags={
-                "account": account.account, "generation": str(generation), "tenant": identity.tenant,
-                "user": identity.user})
+            await self.vault.put(pending.secret_name, token_state, expires_on=expires_at,
+                                 tags=secret_tags(account.account, generation, identity))
             try:
                 await self.repo.add_generation(pending)
             except StorageConflict:
@@ -324,20 +323,10 @@ class Connector:
         account = await self.repo.get(account_id) if is_account_id(account_id) else None
         if account is None:
             return error_result(404, "account_not_found", "no such account")
-        previous = account
-        if self.subscriptions is not None and account.status != Status.DISCONNECTED:
-            await self._delete_subscriptions(account)
         if account.status != Status.DISCONNECTED:
-            for _ in range(5):
-                try:
-                    account = await self.repo.save(replace(account, status=Status.DISCONNECTED, reason="by_request",
-                                                           status_changed_at=self.services.clock()))
-                    break
-                except StorageConflict:
-                    reloaded = await self.repo.get(account_id)
-                    assert reloaded is not None
-                    account = reloaded
-            await record_status_change(self.services, previous.status, account)
+            if self.subscriptions is not None:
+                await self._delete_subscriptions(account)
+            account = await set_status(self.services, account.account, Status.DISCONNECTED, "by_request") or account
         for pending in await self.repo.generations(account.account):
             await self.vault.delete(pending.secret_name)
             await self.repo.delete_generation(account.account, pending.generation)

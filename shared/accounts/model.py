@@ -76,6 +76,11 @@ class Identity:
     mailbox: str = ""       # primary SMTP address, when Graph gives one
 
 
+def secret_tags(account: str, generation: int, identity: Identity) -> dict[str, str]:
+    """The Key Vault tags of a connection's secret: whose it is, findable without reading it."""
+    return {"account": account, "generation": str(generation), "tenant": identity.tenant, "user": identity.user}
+
+
 @dataclass(frozen=True)
 class Account:
     account: str

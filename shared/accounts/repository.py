@@ -62,12 +62,7 @@ class AccountRepository:
         """Insert a new account, its mailbox index row first.
 
         :raises StorageConflict: the account id exists (ids are random: practically never)."""
-        row = account.to_row()
-        tenant, user = account.identity.tenant, account.identity.user
-        indexes = [index_row(*_mailbox_index_key(tenant, user), row)]
-        if account.external_ref:
-            indexes.append(index_row(_ref_index_key(account.external_ref), account.account, row))
-        await self._store.bulk_write(ACCOUNTS, [TableOp.upsert(ix) for ix in indexes])
+        row = await self._write_indexes(account)
         written = await self._store.insert(ACCOUNTS, row)
         return _with_etag(account, written.etag)
 
@@ -76,13 +71,18 @@ class AccountRepository:
         identity and reference need first.
 
         :raises StorageConflict: someone else changed it; reload and decide again."""
+        row = await self._write_indexes(account)
+        written = await self._store.replace(ACCOUNTS, row, etag=account.etag)
+        return _with_etag(account, written.etag)
+
+    async def _write_indexes(self, account: Account) -> Row:
+        """Upsert the index rows the account needs (mailbox, and reference when bound); its row to write next."""
         row = account.to_row()
         indexes = [index_row(*_mailbox_index_key(account.identity.tenant, account.identity.user), row)]
         if account.external_ref:
             indexes.append(index_row(_ref_index_key(account.external_ref), account.account, row))
         await self._store.bulk_write(ACCOUNTS, [TableOp.upsert(ix) for ix in indexes])
-        written = await self._store.replace(ACCOUNTS, row, etag=account.etag)
-        return _with_etag(account, written.etag)
+        return row
 
     async def drop_ref_index(self, external_ref: str, account: str) -> None:
         await self._store.delete(ACCOUNTS, _ref_index_key(external_ref), account)

@@ -15,6 +15,7 @@ from typing import Any
 
 from azure.core.credentials import AccessToken as AzureAccessToken
 
+from shared.accounts.model import secret_tags
 from shared.accounts.repository import AccountRepository
 from shared.accounts.status import LIVE, mark_needs_reconnect, raise_app_alarm
 from shared.auth.ports import AccessToken, IdentityProvider, TokenVault
@@ -81,9 +82,8 @@ class TokenBroker:
         if token.token_state is not None and now - secret.updated_on >= write_age:
             # A rotated refresh token is written only when the stored one is old enough: the previous
             # one stays valid, and a busy mailbox would otherwise write a secret version per hour.
-            await self.vault.put(account.secret_name, token.token_state, expires_on=None, tags={
-                "account": account.account, "generation": str(account.generation),
-                "tenant": account.identity.tenant, "user": account.identity.user})
+            await self.vault.put(account.secret_name, token.token_state, expires_on=None,
+                                 tags=secret_tags(account.account, account.generation, account.identity))
         await self.services.tables.merge(ACCOUNTS, Row(account.account, "", {"last_token_refresh": now}))
         return token
 

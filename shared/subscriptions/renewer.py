@@ -8,13 +8,13 @@ fleet whose subscriptions expire together (a mass onboarding) never renews in on
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from dataclasses import dataclass
 
 from shared.messages import Message, Renew, Subscribe
 from shared.ops.journal import JournalEntry
 from shared.services import Services
+from shared.store.fanout import send_all
 from shared.store.ports import SUBSCRIPTIONS
 from shared.subscriptions.rows import BUCKET_SECONDS, NEEDS_SUBSCRIPTION, bucket_partition
 
@@ -23,7 +23,6 @@ LOOKBACK_SECONDS = 24 * 3600
 # A needsub row younger than this belongs to a subscribe still on its way.
 NEEDS_SUBSCRIPTION_GRACE_SECONDS = 600
 MAX_SPREAD_SECONDS = 3600
-_SEND_CONCURRENCY = 16
 
 
 @dataclass(frozen=True)
@@ -74,13 +73,7 @@ async def plan_renewals(services: Services) -> FanOut:
 
 async def run_renewer(services: Services) -> FanOut:
     fan_out = await plan_renewals(services)
-    limit = asyncio.Semaphore(_SEND_CONCURRENCY)
-
-    async def send(message: Message, delay: float) -> None:
-        async with limit:
-            await services.queue.send(message, delay_seconds=delay)
-
-    await asyncio.gather(*(send(m, d) for m, d in fan_out.messages))
+    await send_all(services.queue, fan_out.messages)
     if fan_out.messages:
         await services.journal.record(None, JournalEntry("renewer", "ok", counts={
             "renew": fan_out.renewals, "subscribe": fan_out.subscribes}))

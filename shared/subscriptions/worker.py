@@ -73,7 +73,8 @@ class SubscriptionWorker:
         resource = self.resource(account)
         slot = await self.services.tables.get(SUBSCRIPTIONS, account.account, slot_key(resource))
         current = await self._record(account.account, slot.get("subscription")) if slot else None
-        if current is not None and current.id not in {s.id for s in await self.gateway.list(account.account)}:
+        at_graph = await self.gateway.list(account.account)
+        if current is not None and current.id not in {s.id for s in at_graph}:
             await self._forget(current)
             await self._journal(account, "subscribe", "info", f"{current.id} is gone at Graph; recreating")
             current = None
@@ -82,9 +83,10 @@ class SubscriptionWorker:
                 await self._clear_needs_subscription(account.account)
                 return current
             return await self.renew(account, current.id)
-        return await self._create(account, resource, slot)
+        return await self._create(account, resource, slot, at_graph)
 
-    async def _create(self, account: Account, resource: str, slot: Row | None) -> SubscriptionRecord:
+    async def _create(self, account: Account, resource: str, slot: Row | None,
+                      at_graph: list[GraphSubscription]) -> SubscriptionRecord:
         settings, now = self.services.settings, self.services.clock()
         tables = self.services.tables
         await tables.upsert(SUBSCRIPTIONS, Row(NEEDS_SUBSCRIPTION, account.account, {"since": now}))
@@ -122,7 +124,7 @@ class SubscriptionWorker:
             # Our claim was taken over (we were too slow): the other worker's subscription stands.
             await self._delete(record)
             raise SlotBusy("the subscription slot was taken over; this worker's subscription was deleted") from None
-        await self._delete_strays(account, resource, keep=created.id)
+        await self._delete_strays(account, resource, at_graph)
         await self._clear_needs_subscription(account.account)
         clamped = created.expires_at < requested - 60
         expires = record.to_row().get("expires_iso")
@@ -194,12 +196,12 @@ class SubscriptionWorker:
         await tables.delete(SUBSCRIPTIONS, record.account, record.id)
         await tables.delete(SUBSCRIPTIONS, *record.bucket_row().key)
 
-    async def _delete_strays(self, account: Account, resource: str, *, keep: str) -> None:
+    async def _delete_strays(self, account: Account, resource: str, at_graph: list[GraphSubscription]) -> None:
         """Subscriptions at Graph for this resource and our URL that we do not track: a create whose
         answer was lost, or a slot taken over. Two live ones would double every notification."""
         url = f"{self.services.settings.public_base_url}/api/notifications"
-        for sub in await self.gateway.list(account.account):
-            if sub.id != keep and sub.resource.lower().strip("/") == resource.lower() \
+        for sub in at_graph:  # listed before our create, so our new subscription is not among them
+            if sub.resource.lower().strip("/") == resource.lower() \
                     and (not sub.notification_url or sub.notification_url == url):
                 await self.gateway.delete(account.account, sub.id)
                 record = await self._record(account.account, sub.id)

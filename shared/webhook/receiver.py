@@ -8,7 +8,6 @@ nothing; a malformed body gets a clear 4xx; a failed enqueue gets 503 so that Gr
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -19,6 +18,7 @@ from shared.config import ClientStateKey, get_settings
 from shared.http import HttpResult, error_result
 from shared.messages import Message, Reauthorize, Subscribe, Sync
 from shared.services import get_work_queue
+from shared.store.fanout import send_all
 from shared.store.ports import WorkQueue
 from shared.webhook.client_state import ClientState, verify_client_state
 
@@ -26,7 +26,6 @@ log = logging.getLogger("shared.webhook")
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_ITEMS = 1000
-_SEND_CONCURRENCY = 16
 
 
 @dataclass(frozen=True)
@@ -111,14 +110,8 @@ def plan_lifecycle(items: Sequence[Any], keys: Sequence[ClientStateKey]) -> Rece
 async def enqueue(receipt: Receipt, queue: WorkQueue, *, sync_delay: float) -> HttpResult:
     """Send the planned messages (a short delay on syncs lets a burst coalesce); 202, or 503 so that
     Graph retries the batch when the queue cannot be written."""
-    limit = asyncio.Semaphore(_SEND_CONCURRENCY)
-
-    async def send(message: Message) -> None:
-        async with limit:
-            await queue.send(message, delay_seconds=sync_delay if isinstance(message, Sync) else 0)
-
     try:
-        await asyncio.gather(*(send(m) for m in receipt.messages))
+        await send_all(queue, ((m, sync_delay if isinstance(m, Sync) else 0.0) for m in receipt.messages))
     except Exception as exc:  # any storage failure: Graph must retry, so it must not see a 2xx
         log.error("notification batch not queued (%s); answering 503 so Graph retries", type(exc).__name__)
         return HttpResult(503, b"", headers={"Retry-After": "10"})
