@@ -109,7 +109,8 @@ async def subscription_worker(msg: func.QueueMessage) -> None:
     from shared.subscriptions.worker import SubscriptionWorker
 
     worker = SubscriptionWorker(get_services(), get_auth().subscriptions)
-    await dispatch(msg.get_body(), worker.handle, get_services(), dequeue_count=msg.dequeue_count)
+    await dispatch(msg.get_body(), worker.handle, get_services(), dequeue_count=msg.dequeue_count,
+                   enqueued_at=msg.insertion_time.timestamp() if msg.insertion_time else None)
 
 
 @app.timer_trigger(schedule="%RENEW_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)

@@ -101,6 +101,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
           default="120"),
     _spec("LEASE_SECONDS", "Lifetime of a mailbox's sync lease.", default="300"),
     _spec("COALESCE_DELAY_SECONDS", "Initial invisibility of a notification's sync message.", default="5"),
+    _spec("THROTTLE_INLINE_MAX_SECONDS", "A Graph Retry-After up to this many seconds is waited inside the "
+          "invocation; a longer one re-sends the message with that delay (throttling never counts as a "
+          "failed delivery).", default="10"),
     _spec("SUBSCRIPTION_LIFETIME_MINUTES", "Lifetime asked for when creating or renewing a subscription.",
           default="4230"),
     _spec("RENEW_MARGIN_MINUTES", "Renew subscriptions expiring within this many minutes.", default="720"),
@@ -177,6 +180,7 @@ class Settings:
     slice_max_seconds: int
     lease_seconds: int
     coalesce_delay_seconds: int
+    throttle_inline_max_seconds: int
     subscription_lifetime_minutes: int
     renew_margin_minutes: int
     per_calendar_subscriptions: bool
@@ -226,6 +230,7 @@ class Settings:
             slice_max_seconds=r.get("SLICE_MAX_SECONDS", _positive_int),
             lease_seconds=r.get("LEASE_SECONDS", _positive_int),
             coalesce_delay_seconds=r.get("COALESCE_DELAY_SECONDS", _non_negative_int),
+            throttle_inline_max_seconds=r.get("THROTTLE_INLINE_MAX_SECONDS", _non_negative_int),
             subscription_lifetime_minutes=r.get("SUBSCRIPTION_LIFETIME_MINUTES", _positive_int),
             renew_margin_minutes=r.get("RENEW_MARGIN_MINUTES", _positive_int),
             per_calendar_subscriptions=r.get("PER_CALENDAR_SUBSCRIPTIONS", _bool),

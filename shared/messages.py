@@ -1,14 +1,26 @@
 """Queue messages: small versioned JSON that carries ids only, never tokens or event bodies.
 
-Every message has ``v`` (the version), ``kind`` and ``account``. ``parse_message`` turns text into
-one of the dataclasses below or raises ``BadMessage`` naming what is wrong, so a malformed message
-fails loudly and the host retries it into the poison queue, where it is kept for an operator.
+Every message has ``v`` (the version), ``kind`` and ``account``. ``read_message`` turns text into one
+of the dataclasses below or raises ``BadMessage`` naming what is wrong, so a malformed message fails
+loudly and the host retries it into the poison queue, where it is kept for an operator.
+
+Fields this code does not know are ignored and counted, never refused: during a rolling deploy, instances
+still running the previous release read messages that the new one wrote with a new optional field. An
+unknown version, or a known field that is missing or mistyped, is still refused. So: a new field must be
+optional with a default that means "as before", and anything else takes a new version.
+
+Two envelope fields travel with any kind (shared/ops/dispatch.py sets them when it re-sends a throttled
+message): ``enqueued_at``, the epoch time the first copy was enqueued, and ``throttled``, how many times it
+was re-sent because Graph asked to wait. Both are left out of the JSON while unset, and of equality, so
+that a re-sent message is still the same message to coalescing and deduplication.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+import logging
+from collections import Counter
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar, Literal, get_args
 
 from shared.config import OUTBOUND_QUEUE, SUBSCRIPTIONS_QUEUE, SYNC_QUEUE
@@ -16,6 +28,7 @@ from shared.errors import BadMessage
 from shared.ids import is_account_id
 
 VERSION = 1
+log = logging.getLogger("shared.messages")
 
 SyncReason = Literal["notification", "timer", "lifecycle", "connect", "continue", "manual"]
 
@@ -25,9 +38,12 @@ class Message:
     kind: ClassVar[str]
     queue: ClassVar[str]
     account: str
+    enqueued_at: float | None = field(default=None, compare=False)
+    throttled: int = field(default=0, compare=False)
 
     def to_json(self) -> str:
-        return json.dumps({"v": VERSION, "kind": self.kind, **asdict(self)}, separators=(",", ":"))
+        data = {k: v for k, v in asdict(self).items() if k not in _ENVELOPE or v != _ENVELOPE[k]}
+        return json.dumps({"v": VERSION, "kind": self.kind, **data}, separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -90,10 +106,29 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
 
 # Fields that must be non-empty strings beyond `account`.
 _REQUIRED_TEXT = {"subscription", "booking"}
+# Envelope fields and their "unset" values, which stay out of the JSON.
+_ENVELOPE: dict[str, object] = {"enqueued_at": None, "throttled": 0}
+
+#: Unknown fields seen by this process, by name (a rolling deploy shows up here and in the log).
+ignored_fields: Counter[str] = Counter()
+
+
+@dataclass(frozen=True)
+class ReadMessage:
+    message: Message
+    ignored: tuple[str, ...]  # names of fields this code does not know
 
 
 def parse_message(text: str | bytes) -> Message:
-    """Parse a queue message body.
+    """Parse a queue message body (unknown fields ignored).
+
+    :raises BadMessage: for invalid JSON, an unknown version or kind, a missing or mistyped field.
+    """
+    return read_message(text).message
+
+
+def read_message(text: str | bytes) -> ReadMessage:
+    """Parse a queue message body, telling which unknown fields were ignored.
 
     :raises BadMessage: for invalid JSON, an unknown version or kind, a missing or mistyped field.
     """
@@ -120,10 +155,12 @@ def parse_message(text: str | bytes) -> Message:
         value = data[f.name]
         _check_type(cls.kind, f.name, value, f.type)
         values[f.name] = value
-    unknown = set(data) - {f.name for f in fields(cls)} - {"v", "kind"}
+    unknown = tuple(sorted(set(data) - {f.name for f in fields(cls)} - {"v", "kind"}))
     if unknown:
-        raise BadMessage(f"{kind} message has unknown fields {sorted(unknown)}")
-    return cls(**values)
+        # Names only: a value could be anything a newer release put there.
+        ignored_fields.update(unknown)
+        log.warning("%s message: ignored unknown fields %s (written by a newer release?)", kind, list(unknown))
+    return ReadMessage(cls(**values), unknown)
 
 
 def _check_type(kind: str, name: str, value: object, annotation: object) -> None:
@@ -132,9 +169,11 @@ def _check_type(kind: str, name: str, value: object, annotation: object) -> None
     if expected == "bool":
         ok = isinstance(value, bool)
     elif expected == "int":
-        ok = isinstance(value, int) and not isinstance(value, bool)
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
     elif expected == "SyncReason":
         ok = value in get_args(SyncReason)
+    elif expected == "float | None":
+        ok = value is None or (isinstance(value, int | float) and not isinstance(value, bool))
     else:
         ok = isinstance(value, str) and (bool(value) or name not in _REQUIRED_TEXT)
     if not ok:

@@ -6,11 +6,10 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from shared.clock import Clock, system_clock
 from shared.config import Settings, get_settings
 from shared.ops.journal import Journal
 from shared.store.ports import TableStore, WorkQueue
@@ -20,16 +19,13 @@ if TYPE_CHECKING:
     from shared.auth.ports import IdentityProvider, MailboxDirectory, TokenVault
     from shared.subscriptions.gateway import SubscriptionGateway
 
-Clock = Callable[[], float]
-
-
 @dataclass
 class Services:
     settings: Settings
     tables: TableStore
     queue: WorkQueue
     journal: Journal
-    clock: Clock = time.time
+    clock: Clock = system_clock
 
     async def close(self) -> None:
         for resource in (self.tables, self.queue):
@@ -64,7 +60,7 @@ def get_services() -> Services:
     return _services
 
 
-def in_memory_services(settings: Settings, clock: Clock = time.time) -> Services:
+def in_memory_services(settings: Settings, clock: Clock = system_clock) -> Services:
     from shared.store.memory import InMemoryTableStore, InMemoryWorkQueue
 
     tables = InMemoryTableStore()
@@ -96,9 +92,9 @@ def get_auth() -> Auth:
         from shared.subscriptions.msgraph import MsGraphSubscriptions
 
         services = get_services()
-        identity = MsalIdentityProvider(services.settings)
-        vault = KeyVaultTokenVault(services.settings)
+        identity = MsalIdentityProvider(services.settings, services.clock)
+        vault = KeyVaultTokenVault(services.settings, services.clock)
         broker = TokenBroker(services, identity, vault)
-        _auth = Auth(identity, vault, GraphMailboxDirectory(services.settings), broker,
+        _auth = Auth(identity, vault, GraphMailboxDirectory(services.settings, services.clock), broker,
                      MsGraphSubscriptions(services.settings, broker))
     return _auth

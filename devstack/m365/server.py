@@ -62,7 +62,7 @@ def build_app(state: SimState, signer: Signer, state_file: Path | None = None,
                 state.log_request(LoggedRequest(
                     time=state.clock.now(), method=request.method, path=request.path, route=f"{request.method} {route}",
                     status=response.status, mailbox=request.get(MAILBOX), request_id=request_id,
-                    client_request_id=client_request_id))
+                    client_request_id=client_request_id, connection=_peer(request)))
         if state_file is not None and request.method != "GET":
             with state.lock:
                 state.save(state_file)
@@ -126,3 +126,8 @@ def load_or_new_state(state_file: Path | None) -> tuple[SimState, bool]:
         except (ValueError, TypeError, KeyError) as exc:
             raise RuntimeError(f"cannot load {state_file} ({exc}); delete it to start from the demo seed") from exc
     return SimState(), False
+
+
+def _peer(request: web.Request) -> str:
+    peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+    return f"{peer[0]}:{peer[1]}" if peer else ""

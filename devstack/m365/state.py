@@ -299,6 +299,7 @@ class LoggedRequest:
     mailbox: str | None
     request_id: str
     client_request_id: str | None
+    connection: str = ""  # the client's address and port: one per TCP connection, so clients' pooling shows
 
 
 def new_id() -> str:

@@ -30,6 +30,12 @@ class SubscriptionPolicy(StrEnum):
     DELETE = "delete"
 
 
+class TokenUse(StrEnum):
+    NONE = "none"          # no access token at all
+    CLEANUP = "cleanup"    # only to delete what the account left at Graph (its subscriptions)
+    FULL = "full"          # sync, writes, subscriptions
+
+
 @dataclass(frozen=True)
 class StatusRules:
     accepts_notifications: bool
@@ -37,18 +43,23 @@ class StatusRules:
     subscription: SubscriptionPolicy
     runs_outbound: bool
     cleared_by: str
+    token_use: TokenUse
 
 
+# A subscription the matrix deletes needs a token to delete it, hence CLEANUP for unsupported and
+# disconnected; needs_reconnect has no working grant, so its subscription is left to expire.
 STATUS_MATRIX: dict[Status, StatusRules] = {
-    Status.PENDING: StatusRules(False, False, SubscriptionPolicy.NONE, False, "the SaaS's confirm"),
-    Status.ACTIVE: StatusRules(True, True, SubscriptionPolicy.KEEP, True, "-"),
+    Status.PENDING: StatusRules(False, False, SubscriptionPolicy.NONE, False, "the SaaS's confirm", TokenUse.NONE),
+    Status.ACTIVE: StatusRules(True, True, SubscriptionPolicy.KEEP, True, "-", TokenUse.FULL),
     # Degraded keeps running; what a `breaker` or `poison` reason pauses is decided by the sync engine.
     Status.DEGRADED: StatusRules(True, True, SubscriptionPolicy.KEEP, True,
-                                 "a confirming full round, an operator's replay or discard"),
+                                 "a confirming full round, an operator's replay or discard", TokenUse.FULL),
     Status.NEEDS_RECONNECT: StatusRules(False, False, SubscriptionPolicy.LET_EXPIRE, False,
-                                        "a reconnect confirmed by the SaaS"),
-    Status.UNSUPPORTED: StatusRules(False, False, SubscriptionPolicy.DELETE, False, "an operator's re-check"),
-    Status.DISCONNECTED: StatusRules(False, False, SubscriptionPolicy.DELETE, False, "- (terminal)"),
+                                        "a reconnect confirmed by the SaaS", TokenUse.NONE),
+    Status.UNSUPPORTED: StatusRules(False, False, SubscriptionPolicy.DELETE, False, "an operator's re-check",
+                                    TokenUse.CLEANUP),
+    Status.DISCONNECTED: StatusRules(False, False, SubscriptionPolicy.DELETE, False, "- (terminal)",
+                                     TokenUse.CLEANUP),
 }
 
 ACCOUNT_ROW = ""

@@ -33,13 +33,18 @@ async def record_status_change(services: Services, before: Status | None, accoun
 
 
 async def set_status(services: Services, account_id: str, status: Status, reason: str | None,
-                     *, only_from: frozenset[Status] | None = None) -> Account | None:
+                     *, only_from: frozenset[Status] | None = None,
+                     only_generation: int | None = None) -> Account | None:
     """Move an account to ``status`` (optimistic, retried on a concurrent change). Returns the
-    account as saved, or None when it is absent or its current status is not in ``only_from``."""
+    account as saved, or None when it is absent, its current status is not in ``only_from``, or its live
+    connection is no longer ``only_generation`` (a change caused by one connection's token must not
+    touch the connection that replaced it)."""
     repo = AccountRepository(services.tables)
     for _ in range(5):
         account = await repo.get(account_id)
         if account is None or (only_from is not None and account.status not in only_from):
+            return None
+        if only_generation is not None and account.generation != only_generation:
             return None
         if account.status == status and account.reason == reason:
             return account
@@ -56,10 +61,13 @@ async def set_status(services: Services, account_id: str, status: Status, reason
 LIVE = frozenset({Status.ACTIVE, Status.DEGRADED})
 
 
-async def mark_needs_reconnect(services: Services, account_id: str, error: AccountAuthError) -> Account | None:
-    """A dead grant: the account waits for its user to connect again."""
+async def mark_needs_reconnect(services: Services, account_id: str, error: AccountAuthError,
+                               *, generation: int) -> Account | None:
+    """The grant of connection ``generation`` is dead: the account waits for its user to connect again,
+    unless that connection was already replaced by a reconnect."""
     reason = error.reason + (f":{error.aad_code}" if error.aad_code else "")
-    return await set_status(services, account_id, Status.NEEDS_RECONNECT, reason, only_from=LIVE)
+    return await set_status(services, account_id, Status.NEEDS_RECONNECT, reason, only_from=LIVE,
+                            only_generation=generation)
 
 
 async def mark_unsupported(services: Services, account_id: str, error: MailboxUnsupported) -> Account | None:

@@ -5,12 +5,12 @@ vault. In Azure the product uses a managed identity instead (wired later); this 
 
 from __future__ import annotations
 
-import time
 from types import TracebackType
 from typing import Any
 
 from azure.core.credentials import AccessToken, AccessTokenInfo, TokenRequestOptions
 
+from shared.clock import Clock, system_clock
 from shared.config import is_loopback_url
 from shared.errors import ConfigError
 
@@ -22,12 +22,15 @@ _LIFETIME_SECONDS = 3600
 class DevKeyVaultCredential:
     """azure-core async credential (``get_token`` and ``get_token_info``) returning the dev token."""
 
+    def __init__(self, clock: Clock = system_clock) -> None:
+        self._clock = clock
+
     async def get_token(self, *scopes: str, claims: str | None = None, tenant_id: str | None = None,
                         enable_cae: bool = False, **kwargs: Any) -> AccessToken:
-        return AccessToken(DEV_KEY_VAULT_TOKEN, int(time.time()) + _LIFETIME_SECONDS)
+        return AccessToken(DEV_KEY_VAULT_TOKEN, int(self._clock()) + _LIFETIME_SECONDS)
 
     async def get_token_info(self, *scopes: str, options: TokenRequestOptions | None = None) -> AccessTokenInfo:
-        return AccessTokenInfo(DEV_KEY_VAULT_TOKEN, int(time.time()) + _LIFETIME_SECONDS)
+        return AccessTokenInfo(DEV_KEY_VAULT_TOKEN, int(self._clock()) + _LIFETIME_SECONDS)
 
     async def close(self) -> None:
         return None

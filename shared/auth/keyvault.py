@@ -8,7 +8,6 @@ path beyond them are in docs/tokens.md.
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -17,32 +16,34 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.keyvault.secrets.aio import SecretClient
 
 from shared.auth.ports import StoredSecret
+from shared.clock import Clock, system_clock
 from shared.config import Settings, is_loopback_url
 
 CONTENT_TYPE = "application/vnd.outlook-sync.msal-refresh-state+json"
 
 
-def key_vault_credential(settings: Settings) -> Any:
+def key_vault_credential(settings: Settings, clock: Clock = system_clock) -> Any:
     """The dev credential for a vault on this machine (the local dev server), else azure-identity's
     default chain (the Function App's managed identity in Azure)."""
     if is_loopback_url(settings.key_vault_url):
         from shared.auth.devcredential import DevKeyVaultCredential
 
-        return DevKeyVaultCredential()
+        return DevKeyVaultCredential(clock)
     from azure.identity.aio import DefaultAzureCredential
 
     return DefaultAzureCredential()
 
 
 class KeyVaultTokenVault:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Clock = system_clock) -> None:
+        self._clock = clock
         loopback = is_loopback_url(settings.key_vault_url)
         options: dict[str, Any] = {}
         if settings.local_ca_bundle:
             options["connection_verify"] = settings.local_ca_bundle
         # The challenge resource check compares the vault's host with vault.azure.net; a loopback dev
         # vault cannot match it, so only there is it off (platform notes §6).
-        self._client = SecretClient(settings.key_vault_url, key_vault_credential(settings),
+        self._client = SecretClient(settings.key_vault_url, key_vault_credential(settings, clock),
                                     verify_challenge_resource=not loopback, **options)
 
     async def close(self) -> None:
@@ -64,7 +65,7 @@ class KeyVaultTokenVault:
             raise
         props = secret.properties
         expires = props.expires_on.timestamp() if props.expires_on else None
-        if expires is not None and expires <= time.time():
+        if expires is not None and expires <= self._clock():
             return None
         updated = props.updated_on or props.created_on
         return StoredSecret(secret.value or "", updated.timestamp() if updated else 0.0, expires)

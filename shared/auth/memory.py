@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from shared.auth.ports import StoredSecret
+from shared.clock import Clock
 
 
 class InMemoryTokenVault:
-    def __init__(self, clock: Callable[[], float]) -> None:
+    def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self.secrets: dict[str, tuple[str, dict[str, str], float, float | None]] = {}
         self.deleted: set[str] = set()

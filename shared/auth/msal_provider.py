@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,6 +23,7 @@ import requests
 
 from shared.accounts.model import Identity
 from shared.auth.ports import AccessToken, AuthStart, Grant
+from shared.clock import Clock, system_clock
 from shared.config import Settings
 from shared.errors import AccountAuthError, AppAuthError, ConfigError, IdentityUnavailable, InvalidToken
 
@@ -40,12 +40,13 @@ _KEEP_SECTIONS = ("Account", "RefreshToken", "AppMetadata")
 
 
 class MsalIdentityProvider:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Clock = system_clock) -> None:
         if settings.client_secret is None:
             # CLIENT_CERTIFICATE_NAME is in the settings list; loading it from Key Vault is not built yet.
             raise ConfigError(["CLIENT_CERTIFICATE_NAME: certificate credentials are not supported yet; "
                                "set CLIENT_SECRET"])
         self._settings = settings
+        self._clock = clock
         self._session = requests.Session()
         self._session.trust_env = False
         if settings.local_ca_bundle:
@@ -92,7 +93,7 @@ class MsalIdentityProvider:
         if not identity.tenant or not identity.user:
             raise AccountAuthError("id_token_without_tid_or_oid")
         return Grant(identity, tuple(str(result.get("scope", "")).split()), str(result["access_token"]),
-                     time.time() + float(result.get("expires_in", 3600)), _refresh_state(cache))
+                     self._clock() + float(result.get("expires_in", 3600)), _refresh_state(cache))
 
     async def refresh(self, token_state: str, *, claims_challenge: str | None = None) -> AccessToken:
         cache = msal.SerializableTokenCache()
@@ -115,7 +116,7 @@ class MsalIdentityProvider:
         if "error" in result:
             raise auth_error(result)
         rotated = _refresh_tokens(cache) != before
-        return AccessToken(str(result["access_token"]), time.time() + float(result.get("expires_in", 3600)),
+        return AccessToken(str(result["access_token"]), self._clock() + float(result.get("expires_in", 3600)),
                            _refresh_state(cache) if rotated else None)
 
 

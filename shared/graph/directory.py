@@ -7,17 +7,19 @@ from kiota_abstractions.api_error import APIError
 from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
 
 from shared.auth.ports import Profile
+from shared.clock import Clock, system_clock
 from shared.config import Settings
 from shared.graph.client import StaticTokenCredential, graph_client
 from shared.graph.errors import from_odata_error
 
 
 class GraphMailboxDirectory:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Clock = system_clock) -> None:
         self._settings = settings
+        self._clock = clock
 
     async def profile(self, access_token: str) -> Profile:
-        client = graph_client(self._settings, StaticTokenCredential(access_token))
+        client = graph_client(self._settings, StaticTokenCredential(access_token, self._clock() + 300))
         query = UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(
             select=["displayName", "mail", "userPrincipalName"])
         config = UserItemRequestBuilder.UserItemRequestBuilderGetRequestConfiguration(query_parameters=query)

@@ -2,7 +2,8 @@
 
 One table, partitioned by account id (``_app`` for application-wide events such as the app alarm),
 row keys inverted time so that a partition query returns the newest entries first. Entries carry
-operation, stage, outcome, HTTP status, Graph request ids, duration, counts and error class: never
+operation, stage, outcome, HTTP status, Graph's error code (``syncStateNotFound``, ``MailboxConcurrency``)
+and request ids, duration, counts and error class: never
 secrets or bodies (``detail`` is redacted on the way in). Each entry is also logged.
 """
 
@@ -11,11 +12,11 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+from shared.clock import Clock, system_clock
 from shared.ops.redaction import redact
 from shared.store.ports import JOURNAL, Row, TableStore
 
@@ -33,6 +34,7 @@ class JournalEntry:
     outcome: Outcome
     stage: str | None = None
     http_status: int | None = None
+    graph_error_code: str | None = None
     graph_request_id: str | None = None
     client_request_id: str | None = None
     duration_ms: int | None = None
@@ -43,15 +45,16 @@ class JournalEntry:
 
     @classmethod
     def failure(cls, operation: str, error: BaseException, **kw: object) -> JournalEntry:
-        status = getattr(error, "status", None)
+        status, code = getattr(error, "status", None), getattr(error, "code", None)
         return cls(operation=operation, outcome="error", error_class=type(error).__name__,
                    detail=str(error), http_status=status if isinstance(status, int) else None,
+                   graph_error_code=code if isinstance(code, str) else None,
                    graph_request_id=getattr(error, "request_id", None),
                    client_request_id=getattr(error, "client_request_id", None), **kw)  # type: ignore[arg-type]
 
 
 class Journal:
-    def __init__(self, store: TableStore, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: TableStore, clock: Clock = system_clock) -> None:
         self._store = store
         self._clock = clock
 

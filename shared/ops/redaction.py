@@ -12,6 +12,13 @@ import threading
 
 REDACTED = "[redacted]"
 
+# What is redacted: secrets by their shape, registered secret values, and the values of names that always
+# hold a secret. Never ordinary words: "status code: 503" and "code=syncStateNotFound" (Graph's error
+# codes, which a support engineer needs) stay readable.
+_ALWAYS_SECRET_NAMES = (
+    "access_token", "refresh_token", "id_token", "client_secret", "client_assertion", "code_verifier",
+    "password", "clientstate", "validationtoken", "accountkey", "sharedaccesskey",
+)
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # JSON Web Tokens (access and id tokens, signed result tokens).
     (re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"), REDACTED),
@@ -19,11 +26,12 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?<![A-Za-z0-9._-])[01]\.A[A-Za-z0-9_-]{16,}[A-Za-z0-9._*!-]*"), REDACTED),
     # Authorization headers.
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + REDACTED),
-    # name=value and "name": "value" pairs whose value is sensitive (query strings, forms, JSON).
-    (re.compile(
-        r"(?i)(\b(?:access_token|refresh_token|id_token|client_secret|client_assertion|code_verifier|"
-        r"code|password|clientstate|validationtoken|accountkey|sig|secret|token)"
-        r"\b[\"']?\s*[=:]\s*[\"']?)([^\"'&\s,;}]+)"), r"\1" + REDACTED),
+    # name=value, name: value and "name": "value" (query strings, forms, JSON, connection strings).
+    (re.compile(r"(?i)(\b(?:" + "|".join(_ALWAYS_SECRET_NAMES) + r")\b[\"']?\s*[=:]\s*[\"']?)([^\"'&\s,;}]+)"),
+     r"\1" + REDACTED),
+    # An OAuth authorization code and a SAS signature, as URL or form parameters only (after ?, & or at the
+    # start of a form body): elsewhere "code" is Graph's error code, and "sig" just a word.
+    (re.compile(r"(?im)((?:^|[?&])(?:code|sig)=)([^&\s\"']+)"), r"\1" + REDACTED),
 )
 
 _known_secrets: set[str] = set()

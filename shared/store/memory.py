@@ -4,15 +4,14 @@ it), including ETags, limits, ordering by escaped keys and delayed queue visibil
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 
+from shared.clock import Clock
 from shared.errors import RowNotFound, StorageConflict
 from shared.messages import Message
 from shared.store.limits import bulk_write_with, escape_key, plan_transaction
 from shared.store.ports import Row, TableOp, Value
-
-Clock = Callable[[], float]
 
 
 class InMemoryTableStore:
@@ -140,6 +139,10 @@ class InMemoryWorkQueue:
     async def peek(self, queue: str, max_messages: int = 32) -> list[str]:
         now = self._clock()
         return [m.body for m in self._queues.get(queue, []) if m.visible_at <= now][:max_messages]
+
+    def clear(self, queue: str) -> None:
+        """Forget what was sent to the queue (for tests)."""
+        self._queues.pop(queue, None)
 
     def all_bodies(self, queue: str) -> list[str]:
         """Every message sent to the queue, visible or not (for tests)."""

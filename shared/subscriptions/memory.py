@@ -4,15 +4,15 @@ on (ids, clamped lifetimes, 404 for a gone subscription), and a record of calls.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import replace
 
+from shared.clock import Clock
 from shared.errors import NotFound
 from shared.subscriptions.gateway import GraphSubscription, NewSubscription
 
 
 class InMemorySubscriptionGateway:
-    def __init__(self, clock: Callable[[], float], max_lifetime_minutes: int = 4230) -> None:
+    def __init__(self, clock: Clock, max_lifetime_minutes: int = 4230) -> None:
         self._clock = clock
         self.max_lifetime = max_lifetime_minutes * 60
         self.subscriptions: dict[str, tuple[str, GraphSubscription]] = {}  # id -> (account, subscription)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from kiota_abstractions.api_error import APIError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_http.middleware.options import RetryHandlerOption
 from msgraph.generated.models.subscription import Subscription
+from msgraph.graph_service_client import GraphServiceClient
 
 from shared.auth.credential import TokenBroker
 from shared.config import Settings
@@ -22,15 +24,15 @@ class MsGraphSubscriptions:
         self._settings = settings
         self._broker = broker
 
-    def _client(self, account: str):  # type: ignore[no-untyped-def]
-        return graph_client(self._settings, self._broker.credential(account))
+    def _client(self, account: str, *, cleanup: bool = False) -> GraphServiceClient:
+        return graph_client(self._settings, self._broker.credential(account, cleanup=cleanup))
 
     async def create(self, account: str, request: NewSubscription) -> GraphSubscription:
         body = Subscription(change_type=request.change_type, notification_url=request.notification_url,
                             lifecycle_notification_url=request.lifecycle_url, resource=request.resource,
                             expiration_date_time=datetime.fromtimestamp(request.expires_at, tz=UTC),
                             client_state=request.client_state)
-        config = RequestConfiguration[None]()
+        config: RequestConfiguration[Any] = RequestConfiguration()
         config.headers.add("Prefer", 'IdType="ImmutableId"')
         # No SDK retry for a create: a retried POST whose first answer was lost makes a duplicate.
         config.options = [RetryHandlerOption(max_retries=0)]
@@ -56,7 +58,8 @@ class MsGraphSubscriptions:
 
     async def delete(self, account: str, subscription_id: str) -> None:
         try:
-            await self._client(account).subscriptions.by_subscription_id(subscription_id).delete()
+            # Deleting is cleanup: unsupported and disconnected accounts must still get rid of theirs.
+            await self._client(account, cleanup=True).subscriptions.by_subscription_id(subscription_id).delete()
         except APIError as exc:
             error = from_odata_error(exc)
             if not isinstance(error, NotFound):

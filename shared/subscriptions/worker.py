@@ -9,6 +9,7 @@ stray found at Graph (a create whose answer was lost) is deleted.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, replace
 
@@ -78,6 +79,10 @@ class SubscriptionWorker:
             await self._forget(current)
             await self._journal(account, "subscribe", "info", f"{current.id} is gone at Graph; recreating")
             current = None
+        if current is not None and current.connection_generation != account.generation:
+            # Authorized by an earlier connection (before a reconnect): Graph may hold it paused after an
+            # unanswered reauthorizationRequired, losing every change, so reauthorize it with this token.
+            return await self.reauthorize(account, current.id)
         if current is not None:
             if current.expires_at > self.services.clock() + self._margin():
                 await self._clear_needs_subscription(account.account)
@@ -108,13 +113,18 @@ class SubscriptionWorker:
         generation = int(slot.get("generation", 0)) + 1
         key = settings.client_state_keys[0]
         requested = now + settings.subscription_lifetime_minutes * 60
-        created = await self.gateway.create(account.account, NewSubscription(
-            resource=resource, change_type=CHANGE_TYPE,
-            notification_url=f"{settings.public_base_url}/api/notifications",
-            lifecycle_url=f"{settings.public_base_url}/api/lifecycle", expires_at=requested,
-            client_state=make_client_state(key, account.account, generation, account.identity.tenant)))
+        try:
+            created = await self.gateway.create(account.account, NewSubscription(
+                resource=resource, change_type=CHANGE_TYPE,
+                notification_url=f"{settings.public_base_url}/api/notifications",
+                lifecycle_url=f"{settings.public_base_url}/api/lifecycle", expires_at=requested,
+                client_state=make_client_state(key, account.account, generation, account.identity.tenant)))
+        except BaseException:
+            # Release the claim, or the retries of this very message would find it held and fail on it.
+            await self._release_claim(slot)
+            raise
         record = SubscriptionRecord(account.account, created.id, resource, created.expires_at, key.key_id,
-                                    generation, now)
+                                    generation, now, account.generation)
         await tables.upsert(SUBSCRIPTIONS, record.bucket_row())  # the index first: readers verify it
         await tables.upsert(SUBSCRIPTIONS, record.to_row())
         try:
@@ -134,10 +144,21 @@ class SubscriptionWorker:
 
     # --- renew, reauthorize --------------------------------------------------------------------------
 
+    async def _release_claim(self, slot: Row) -> None:
+        # A conflict: the claim was already taken over by another worker, nothing of ours to release.
+        with contextlib.suppress(StorageConflict):
+            await self.services.tables.merge(SUBSCRIPTIONS, Row(slot.partition, slot.row, {"claim": ""}),
+                                             etag=slot.etag)
+
     async def renew(self, account: Account, subscription_id: str) -> SubscriptionRecord:
         record = await self._record(account.account, subscription_id)
         if record is None:
             return await self.ensure(account)  # not ours (anymore): make sure the live one is fine
+        if record.expires_at > self.services.clock() + self._margin():
+            # Renewed already (the renewer queues a renewal on every run until one lands): one PATCH
+            # per subscription per renewal window is enough.
+            log.info("renew of %s skipped: it expires after the renew margin", subscription_id)
+            return record
         requested = self.services.clock() + self.services.settings.subscription_lifetime_minutes * 60
         try:
             renewed = await self.gateway.renew(account.account, subscription_id, requested)
@@ -147,22 +168,26 @@ class SubscriptionWorker:
             return await self.ensure(account)
         return await self._store_expiry(account, record, renewed, "renew")
 
-    async def reauthorize(self, account: Account, subscription_id: str) -> None:
+    async def reauthorize(self, account: Account, subscription_id: str) -> SubscriptionRecord:
         record = await self._record(account.account, subscription_id)
         if record is None:
-            await self.ensure(account)
-            return
+            return await self.ensure(account)
         try:
             await self.gateway.reauthorize(account.account, subscription_id)
         except NotFound:
             await self._forget(record)
-            await self.ensure(account)
-            return
+            await self._journal(account, "reauthorize", "info", f"{subscription_id} was gone at Graph; recreating")
+            return await self.ensure(account)
+        authorized = replace(record, connection_generation=account.generation)
+        saved = await self.services.tables.replace(SUBSCRIPTIONS, authorized.to_row(), etag=record.etag)
+        await self._clear_needs_subscription(account.account)
         await self._journal(account, "reauthorize", "ok", f"reauthorized {subscription_id}")
+        return replace(authorized, etag=saved.etag)
 
     async def _store_expiry(self, account: Account, record: SubscriptionRecord, graph: GraphSubscription,
                             operation: str) -> SubscriptionRecord:
-        updated = replace(record, expires_at=graph.expires_at)
+        # Renewing reauthorizes too (Graph's lifecycle notifications page), with this connection's token.
+        updated = replace(record, expires_at=graph.expires_at, connection_generation=account.generation)
         tables = self.services.tables
         await tables.upsert(SUBSCRIPTIONS, updated.bucket_row())
         saved = await tables.replace(SUBSCRIPTIONS, updated.to_row(), etag=record.etag)

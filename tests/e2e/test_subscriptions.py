@@ -31,16 +31,21 @@ def sim_patch_switches(stack, **switches) -> None:
     stack.sim_session.patch(f"{stack.sim_url}/_sim/switches", json=switches, timeout=10).raise_for_status()
 
 
-async def test_subscribe_notify_lifecycle_and_renew_through_the_stack(stack, monkeypatch):
+async def connect_and_subscribe(stack, monkeypatch) -> tuple[str, dict[str, Any]]:
+    """Connect Adele (no coalescing delay); the runner's subscription worker takes the queued subscribe
+    and creates her subscription at the simulator. Returns (account, the subscription)."""
     monkeypatch.setenv("COALESCE_DELAY_SECONDS", "0")
     get_settings.cache_clear()
     sim_patch_switches(stack, allow_http_loopback_urls=True)  # the runner serves http on 127.0.0.1
     account, confirmed = await connect(stack)
     assert confirmed.status_code == 200, confirmed.text
-
-    # The runner's subscription worker takes the queued subscribe and creates the subscription.
     found: Any = await until(lambda: sim_subscriptions(stack), 30, "the subscription at the simulator")
     (created,) = found
+    return account, created
+
+
+async def test_subscribe_notify_lifecycle_and_renew_through_the_stack(stack, monkeypatch):
+    account, created = await connect_and_subscribe(stack, monkeypatch)
     assert created["idType"] == "ImmutableId"
     counters = stack.sim_session.get(f"{stack.sim_url}/_sim/counters", timeout=10).json()["notifications"]
     assert counters["validations_passed"] >= 2  # both URLs answered the handshake
@@ -62,8 +67,8 @@ async def test_subscribe_notify_lifecycle_and_renew_through_the_stack(stack, mon
     # subscriptionRemoved -> a new subscription, and a sync to catch up.
     stack.control(f"subscriptions/{created['id']}/lifecycle", {"event": "subscriptionRemoved"})
     stack.control("notifications/flush")
-    found = await until(lambda: [s for s in sim_subscriptions(stack) if s["id"] != created["id"]], 30,
-                        "the recreated subscription")
+    found: Any = await until(lambda: [s for s in sim_subscriptions(stack) if s["id"] != created["id"]], 30,
+                             "the recreated subscription")
     (recreated,) = found
     assert [s["id"] for s in sim_subscriptions(stack)] == [recreated["id"]]
 
@@ -73,7 +78,9 @@ async def test_subscribe_notify_lifecycle_and_renew_through_the_stack(stack, mon
     planned = [m for m, _ in (await plan_renewals(later)).messages]
     assert Renew(account=account, subscription=recreated["id"]) in planned
     before_expiry = recreated["expirationDateTime"]
-    await SubscriptionWorker(services, get_auth().subscriptions).handle(
+    stack.control("clock/advance", {"seconds": 60 * 3600})  # the simulator's clock moves on with it
+    get_auth().broker.forget(account)  # its access token expired on the simulated clock
+    await SubscriptionWorker(later, get_auth().subscriptions).handle(
         Renew(account=account, subscription=recreated["id"]))
     (renewed,) = sim_subscriptions(stack)
     assert renewed["id"] == recreated["id"]

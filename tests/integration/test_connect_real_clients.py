@@ -103,6 +103,29 @@ async def test_connect_confirm_and_call_graph_with_a_silently_refreshed_token(st
     assert (await stack.repo.get(account)).last_token_refresh is not None
 
 
+async def test_msal_and_key_vault_expiries_follow_the_injected_clock(stack):
+    """Review finding 10: one clock everywhere, so expiry paths are tested without waiting."""
+    from shared.auth.keyvault import KeyVaultTokenVault
+    from shared.auth.msal_provider import MsalIdentityProvider
+
+    account, _ = await stack.connect()
+    live = await stack.repo.get(account)
+    secret = await stack.auth.vault.get(live.secret_name)
+    assert secret is not None
+    fake_now = 2_000_000_000.0
+    token = await MsalIdentityProvider(stack.services.settings, lambda: fake_now).refresh(secret.value)
+    assert fake_now < token.expires_at <= fake_now + 24 * 3600
+
+    now = stack.services.clock()
+    await stack.auth.vault.put("clock-check", "value", tags={}, expires_on=now + 3600)
+    assert await stack.auth.vault.get("clock-check") is not None
+    later = KeyVaultTokenVault(stack.services.settings, lambda: now + 7200)
+    try:
+        assert await later.get("clock-check") is None  # expired on the injected clock, not on the wall's
+    finally:
+        await later.close()
+
+
 @pytest.mark.parametrize(("action", "expected"), [
     ("expire-refresh-tokens", "invalid_grant:AADSTS700082"),
     ("revoke-sessions", "invalid_grant:AADSTS50173"),

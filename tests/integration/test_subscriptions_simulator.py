@@ -51,3 +51,74 @@ async def test_create_renew_reauthorize_list_delete(stack, certs):  # noqa: F811
             await gateway.renew(account, again.id, now + 4000 * MINUTE)
     finally:
         hook.stop()
+
+
+@pytest.fixture
+def hook(certs, app_env):
+    """A webhook answering the handshake at PUBLIC_BASE_URL, set before the app reads its settings."""
+    webhook = Webhook(certs).start()
+    app_env.setenv("PUBLIC_BASE_URL", webhook.url("").rstrip("/"))
+    try:
+        yield webhook
+    finally:
+        webhook.stop()
+
+
+def _allow_callback(stack) -> None:  # noqa: F811 - the stack fixture's name
+    """The app registration accepts the callback under the webhook's PUBLIC_BASE_URL too."""
+    settings = stack.services.settings
+    stack.sim.state.apps[settings.client_id].redirect_uris.append(f"{settings.public_base_url}/api/oauth/callback")
+
+
+def _graph_requests(stack, method: str, path: str) -> int:  # noqa: F811 - the stack fixture's name
+    return sum(1 for r in stack.sim.state.requests if (r.method, r.path) == (method, path))
+
+
+async def test_an_unsupported_account_deletes_its_subscription_with_a_cleanup_token(hook, stack):  # noqa: F811
+    """Review finding 3: the broker refused every token to a non-live account, so the delete the status
+    matrix asks for never happened and the subscription stayed live at Graph."""
+    from shared.accounts.status import mark_unsupported
+    from shared.errors import MailboxUnsupported
+    from shared.messages import Subscribe
+    from shared.ops.dispatch import dispatch
+    from shared.subscriptions.worker import SubscriptionWorker
+
+    _allow_callback(stack)
+    account, _ = await stack.connect()
+    worker = SubscriptionWorker(stack.services, MsGraphSubscriptions(stack.services.settings, stack.auth.broker))
+    await worker.handle(Subscribe(account=account))
+    (sub,) = [s for s in stack.sim.state.subscriptions.values() if s.mailbox_id == ADELE]
+    await mark_unsupported(stack.services, account, MailboxUnsupported("gone", code="MailboxNotEnabledForRESTAPI"))
+    stack.auth.broker.forget(account)  # another instance: no access token cached
+    await dispatch(Subscribe(account=account).to_json(), worker.handle, stack.services)
+    assert sub.id not in stack.sim.state.subscriptions
+    assert _graph_requests(stack, "DELETE", f"/v1.0/subscriptions/{sub.id}") == 1
+
+
+async def test_one_patch_per_subscription_per_renewal_window(hook, stack):  # noqa: F811
+    """Review finding 4: the renewer queues a renew on every run until the expiry moves on; counted at the
+    simulator, only the first of four reaches Graph."""
+    import dataclasses
+    import time
+
+    from shared.messages import Renew, Subscribe
+    from shared.subscriptions.renewer import plan_renewals
+    from shared.subscriptions.worker import SubscriptionWorker
+
+    _allow_callback(stack)
+    account, _ = await stack.connect()
+    gateway = MsGraphSubscriptions(stack.services.settings, stack.auth.broker)
+    await SubscriptionWorker(stack.services, gateway).handle(Subscribe(account=account))
+    (sub,) = [s for s in stack.sim.state.subscriptions.values() if s.mailbox_id == ADELE]
+    offset = 60 * 3600.0  # 60 hours on: within the renew margin of a 70.5-hour subscription
+    stack.control("clock/advance", {"seconds": offset})
+    stack.auth.broker.forget(account)  # its access token expired on the simulated clock
+    queued = []
+    for _ in range(4):  # four renewer runs, 15 minutes apart, while the first renew still waits out its delay
+        later = dataclasses.replace(stack.services, clock=lambda at=offset: time.time() + at)
+        queued += [m for m, _ in (await plan_renewals(later)).messages]
+        offset += 15 * 60
+    assert queued == 4 * [Renew(account=account, subscription=sub.id)]
+    for message in queued:
+        await SubscriptionWorker(later, gateway).handle(message)
+    assert _graph_requests(stack, "PATCH", f"/v1.0/subscriptions/{sub.id}") == 1

@@ -319,7 +319,8 @@ async def test_an_unconfirmed_connection_expires(world):
 async def test_dead_grant_turns_needs_reconnect_with_a_fresh_link(world):
     account, token = await world.sign_in()
     await world.confirm(account, token)
-    await mark_needs_reconnect(world.services, account, AccountAuthError("invalid_grant", aad_code="AADSTS700082"))
+    await mark_needs_reconnect(world.services, account, AccountAuthError("invalid_grant", aad_code="AADSTS700082"),
+                               generation=1)
     result = await world.connector.get_account(account)
     body = json.loads(result.body)
     assert (body["status"], body["reason"]) == ("needs_reconnect", "invalid_grant:AADSTS700082")

@@ -16,7 +16,9 @@ from shared.messages import (
     Subscribe,
     Sync,
     Unsubscribe,
+    ignored_fields,
     parse_message,
+    read_message,
 )
 
 ACCOUNT = new_account_id()
@@ -55,8 +57,32 @@ def test_kinds_map_to_their_queues():
     (f'{{"v": 1, "kind": "sync", "account": "{ACCOUNT}", "full": "yes"}}', "invalid 'full'"),
     (f'{{"v": 1, "kind": "sync", "account": "{ACCOUNT}", "reason": "because"}}', "invalid 'reason'"),
     (f'{{"v": 1, "kind": "outbound", "account": "{ACCOUNT}", "booking": "b", "version": true}}', "invalid 'version'"),
-    (f'{{"v": 1, "kind": "sync", "account": "{ACCOUNT}", "token": "x"}}', "unknown fields ['token']"),
+    (f'{{"v": 1, "kind": "sync", "account": "{ACCOUNT}", "throttled": -1}}', "invalid 'throttled'"),
+    (f'{{"v": 1, "kind": "sync", "account": "{ACCOUNT}", "enqueued_at": "yesterday"}}', "invalid 'enqueued_at'"),
 ])
 def test_bad_messages_are_rejected_with_what_is_wrong(body, error):
     with pytest.raises(BadMessage, match=error.replace("[", r"\[").replace("]", r"\]")):
         parse_message(body)
+
+
+def test_unknown_fields_are_ignored_and_counted_so_a_rolling_deploy_poisons_nothing(caplog):
+    """Review finding 7: a newer release adds an optional field; instances on this code still run it."""
+    before = ignored_fields["priority"]
+    body = f'{{"v": 1, "kind": "renew", "account": "{ACCOUNT}", "subscription": "s1", "priority": "high"}}'
+    read = read_message(body)
+    assert read.message == Renew(account=ACCOUNT, subscription="s1")
+    assert read.ignored == ("priority",)
+    assert ignored_fields["priority"] == before + 1
+    assert "ignored unknown fields ['priority']" in caplog.text
+    assert "high" not in caplog.text  # names only, never values
+
+
+def test_the_envelope_travels_but_leaves_equality_and_unset_json_alone():
+    plain = Sync(account=ACCOUNT, reason="notification")
+    resent = Sync(account=ACCOUNT, reason="notification", enqueued_at=1_790_000_000.5, throttled=2)
+    assert plain == resent
+    assert hash(plain) == hash(resent)
+    assert "enqueued_at" not in json.loads(plain.to_json())
+    assert "throttled" not in json.loads(plain.to_json())
+    back = parse_message(resent.to_json())
+    assert (back.enqueued_at, back.throttled) == (1_790_000_000.5, 2)

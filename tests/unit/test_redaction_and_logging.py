@@ -23,16 +23,33 @@ REFRESH = "1.AXoAabcdefghijklmnopqrstuvwxyz0123456789-_ABCDEF.AgABAAEAAAD"
     "client_secret=s3cr3t-value-123&grant_type=refresh_token",
     "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=abcDEF123==;",
     f"raw id token {JWT}",
+    "GET /api/oauth/callback?code=plain-opaque-code-XYZ&state=abc",
+    "code=plain-opaque-code-XYZ&state=abc",
+    "PUT https://acct.queue.core.windows.net/q?sv=2024&sig=sasSignatureValue%3D&se=2026",
+    "Endpoint=sb://x/;SharedAccessKeyName=k;SharedAccessKey=abcDEF123==",
 ])
 def test_patterns_are_redacted(text):
     out = redact(text)
-    for secret in (JWT, REFRESH, "0.ARwAplainopaquecodevalue123456", "s3cr3t-value-123", "abcDEF123=="):
+    for secret in (JWT, REFRESH, "0.ARwAplainopaquecodevalue123456", "s3cr3t-value-123", "abcDEF123==",
+                   "plain-opaque-code-XYZ", "sasSignatureValue"):
         assert secret not in out
     assert REDACTED in out
 
 
 def test_ordinary_text_and_ids_survive():
     text = "sync account=abcdefghijklmnopqrstuvwxyz stage=delta event AAMkAGI2TG93AAA= status 429 code"
+    assert redact(text) == text
+
+
+@pytest.mark.parametrize("text", [
+    "Graph answered 410 (status=410, code=syncStateNotFound, request-id=4f2e1c0a-1111-2222-3333-444455556666)",
+    'body {"error": {"code": "MailboxConcurrency", "message": "Application is over its MailboxConcurrency limit."}}',
+    "the host got status code: 503 from the queue",
+    "journal acct1 delta error code=ErrorItemNotFound",
+    "the sig field of the manifest, the token count, a secret handshake",
+])
+def test_diagnostics_survive_redaction(text):
+    """Review finding 9: Graph's error codes and ordinary words are not secrets."""
     assert redact(text) == text
 
 

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from shared.accounts.model import Status
 from shared.accounts.status import set_status
-from shared.errors import AccountAuthError, BadMessage, MailboxUnsupported, Throttled
+from shared.errors import TransientGraphError
 from shared.messages import Reauthorize, Renew, Subscribe, Unsubscribe, parse_message
-from shared.ops.dispatch import dispatch
 from shared.store.ports import SUBSCRIPTIONS, Row
 from shared.subscriptions.gateway import NewSubscription
 from shared.subscriptions.memory import InMemorySubscriptionGateway
@@ -107,6 +104,7 @@ async def test_renew_or_reauthorize_of_a_subscription_gone_at_graph_recreates_it
     await subs.worker.handle(Subscribe(account=account))
     (first,) = subs.gateway.live(account)
     subs.gateway.subscriptions.clear()  # removed at Graph (expired, or subscriptionRemoved)
+    subs.clock.advance(60 * HOUR)  # within the renew margin
     await subs.worker.handle(Renew(account=account, subscription=first.id))
     (second,) = subs.gateway.live(account)
     assert second.id != first.id
@@ -136,6 +134,54 @@ async def test_reauthorize_keeps_the_subscription(subs):
     await subs.worker.handle(Reauthorize(account=account, subscription=live.id))
     assert ("reauthorize", live.id) in subs.gateway.calls
     assert subs.gateway.live(account) == [live]
+
+
+async def test_after_a_reconnect_subscribe_reauthorizes_with_the_new_connection(subs):
+    """Review finding 1: a subscription authorized by the old connection may be paused at Graph."""
+    account = await subs.active_account()
+    await subs.worker.handle(Subscribe(account=account))
+    (live,) = subs.gateway.live(account)
+    again, token = await subs.world.sign_in()  # the same mailbox connects again
+    assert again == account
+    assert (await subs.world.confirm(account, token)).status == 200
+    assert (await subs.account(account)).generation == 2
+    await subs.worker.handle(Subscribe(account=account))
+    assert ("reauthorize", live.id) in subs.gateway.calls
+    (record,) = await subs.records(account)
+    assert record.get("connection_generation") == 2
+    calls = len(subs.gateway.calls)
+    await subs.worker.handle(Subscribe(account=account))
+    assert subs.gateway.calls[calls:] == []  # reauthorized once; the next subscribe finds it current
+
+
+async def test_a_failed_create_releases_its_claim_so_the_retry_can_create(subs):
+    """Review finding 2: one Graph failure must cost one delivery, not the rest of the message's."""
+    account = await subs.active_account()
+    create = subs.gateway.create
+    failures = [TransientGraphError("Graph failed to answer", status=503)]
+
+    async def flaky(account_id, request):
+        if failures:
+            raise failures.pop()
+        return await create(account_id, request)
+
+    subs.gateway.create = flaky
+    with pytest.raises(TransientGraphError):
+        await subs.worker.handle(Subscribe(account=account))
+    await subs.worker.handle(Subscribe(account=account))  # the host's next delivery, at once
+    assert len(subs.gateway.live(account)) == 1
+
+
+async def test_renew_patches_once_per_renewal_window(subs):
+    """Review finding 4: the renewer queues a renew on each run until one lands; only the first PATCHes."""
+    account = await subs.active_account()
+    await subs.worker.handle(Subscribe(account=account))
+    (live,) = subs.gateway.live(account)
+    subs.clock.advance(60 * HOUR)
+    for _ in range(4):
+        await subs.worker.handle(Renew(account=account, subscription=live.id))
+        subs.clock.advance(15 * 60)
+    assert [c for c in subs.gateway.calls if c[0] == "renew"] == [("renew", live.id)]
 
 
 @pytest.mark.parametrize(("status", "kept"), [
@@ -245,33 +291,6 @@ def test_renewals_of_a_large_fleet_are_spread_over_the_hour():
         per_minute[int(d // 60)] += 1
     assert max(per_minute) < 2 * 100_000 / 60  # no minute carries much more than its share
     assert spread_delay("abc", 3600) == spread_delay("abc", 3600)
-
-
-# --- dispatch: errors to outcomes ---------------------------------------------------------------------
-
-async def test_dispatch_settles_what_retrying_cannot_fix_and_raises_the_rest(subs):
-    account = await subs.active_account()
-
-    async def dead_grant(message):
-        raise AccountAuthError("invalid_grant", aad_code="AADSTS700082")
-
-    async def throttled(message):
-        raise Throttled("busy", retry_after=5, status=429)
-
-    async def unsupported(message):
-        raise MailboxUnsupported("gone", status=404, code="MailboxNotEnabledForRESTAPI")
-
-    body = Subscribe(account=account).to_json()
-    await dispatch(body, dead_grant, subs.services)
-    with pytest.raises(Throttled):
-        await dispatch(body, throttled, subs.services)
-    await dispatch(body, unsupported, subs.services)
-    assert (await subs.account(account)).status is Status.UNSUPPORTED
-    with pytest.raises(BadMessage):
-        await dispatch(b"{not json", dead_grant, subs.services)
-    entries = [e.error_class for e in await subs.services.journal.recent(account)]
-    assert {"AccountAuthError", "Throttled", "MailboxUnsupported"} <= set(entries)
-    assert json.loads(body)["kind"] == "subscribe"
 
 
 async def test_messages_for_an_unknown_account_are_dropped(subs):
