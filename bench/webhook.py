@@ -1,7 +1,8 @@
 """Webhook benchmarks, each printed side by side with the naive way, measured in one run.
 
 1. Acknowledgement latency of 100-notification batches through the local runner and Azurite, p50 and
-   p99 over BATCHES batches, against Graph's 2,900 ms slow threshold (graph-notes §2.5): the product's
+   p99 over BATCHES batches, against Graph's 2,900 ms slow threshold ("Receive change notifications through webhooks",
+   https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks): the product's
    receiver (one message per account) and a naive receiver (one message per notification), served by
    the same runner and alternated batch by batch so machine noise hits both alike.
 2. Queue messages per batch: ours vs naive.

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from shared.errors import ConfigError
 from shared.ops.redaction import register_secret
 
-# Queue names (design.md "Queues and messages"); the host adds the `-poison` twins.
+# Queue names; the host adds the `-poison` twins.
 SYNC_QUEUE = "sync"
 OUTBOUND_QUEUE = "outbound"
 SUBSCRIPTIONS_QUEUE = "subscriptions"

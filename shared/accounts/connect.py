@@ -1,5 +1,5 @@
 """Connecting a mailbox: connect sessions, the OAuth callback, the SaaS's confirm, reconnect and
-disconnect (design.md "Functions" and "Auth, tokens and account statuses").
+disconnect (docs/architecture.md, "Connecting a mailbox").
 
 The flow, and why it is shaped so:
 1. The SaaS backend creates a session for its user's external reference and a return URL, and gets

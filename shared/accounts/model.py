@@ -1,6 +1,6 @@
 """Accounts: one connected mailbox each, its status, and its connection generations.
 
-The status matrix (design.md "Auth, tokens and account statuses") lives here, once, as data: what each
+The status matrix (docs/architecture.md, "Account statuses") lives here, once, as data: what each
 status does to notifications, inbound sync, the subscription and outbound writes. Every other module
 asks this table instead of comparing status names.
 """

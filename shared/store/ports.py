@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol
 
 from shared.messages import Message
 
-# Table names (design.md "State").
+# Table names (docs/architecture.md, "Storage").
 ACCOUNTS = "accounts"
 CALENDARS = "calendars"
 SUBSCRIPTIONS = "subscriptions"

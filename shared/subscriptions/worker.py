@@ -1,6 +1,7 @@
 """The subscription worker (queue ``subscriptions``): create, renew, reauthorize and delete one account's
-Graph subscriptions, as the account's status allows (design.md's matrix: ``degraded`` keeps its
-subscription, ``needs_reconnect`` lets it expire, ``unsupported`` and ``disconnected`` delete it).
+Graph subscriptions, as the account's status allows (the status matrix in shared/accounts/model.py:
+``degraded`` keeps its subscription, ``needs_reconnect`` lets it expire,
+``unsupported`` and ``disconnected`` delete it).
 
 Every handler is idempotent: the same message twice changes nothing more. A slot row per resource,
 claimed with its ETag, keeps two workers from creating two live subscriptions for one resource, and a

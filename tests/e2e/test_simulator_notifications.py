@@ -1,5 +1,6 @@
 """The simulator's real notifications reach the product's webhook and lifecycle receivers through the local
-runner: the handshake on subscription create (graph-notes §2.4), a change notification (§2.6) and a
+runner: the handshake on subscription create and a change notification ("Receive change notifications through webhooks",
+https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks) and a
 lifecycle event (§2.7), queued by the product on Azurite. The subscription is made with msgraph-sdk and an
 app-only token, so that only the simulator's delivery and the product's receivers are under test here.
 The runner shares the test's event loop: control calls that wait on deliveries run in a thread."""

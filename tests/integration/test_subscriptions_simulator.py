@@ -1,6 +1,7 @@
 """The product's SubscriptionGateway on msgraph-sdk (shared/subscriptions/msgraph.py) against the Microsoft
 365 simulator's subscriptions, with an account connected through the real msal and Key Vault client and a
-test webhook answering the validation handshake (graph-notes §2.4, §2.8)."""
+test webhook answering the validation handshake ("Receive change notifications through webhooks",
+https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks)."""
 
 from __future__ import annotations
 

@@ -100,3 +100,15 @@ def test_importing_the_app_reads_no_settings_and_loads_no_graph_sdk():
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={"PATH": "/usr/bin:/bin"},
                           capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_the_webhook_path_loads_neither_the_table_sdk_nor_msal():
+    # The receiver only queues: building its queue client must not import azure-data-tables, msal or
+    # msgraph-sdk, which a cold start would pay for before answering Graph.
+    code = ("import json, os, sys; os.environ.update(json.load(open('local.settings.sample.json'))['Values']); "
+            "import function_app; from shared.services import get_work_queue; get_work_queue(); "
+            "print(sorted({m.split('.')[0] + '.' + m.split('.')[1] if m.startswith('azure.') else m.split('.')[0] "
+            "for m in sys.modules if m.startswith(('azure.data', 'msal', 'msgraph'))}))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={"PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "[]"
