@@ -42,7 +42,20 @@ def connector() -> Connector:
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 async def health_check(req: func.HttpRequest) -> func.HttpResponse:
     report = await health.check()
-    return respond(HttpResult(report.http_status, report.to_json().encode(), "application/json"))
+    return respond(HttpResult(report.http_status, report.to_json(details=False).encode(), "application/json"))
+
+
+@app.route(route="health/details", methods=["GET"])
+async def health_details(req: func.HttpRequest) -> func.HttpResponse:
+    report = await health.check()
+    return respond(HttpResult(report.http_status, report.to_json(details=True).encode(), "application/json"))
+
+
+@app.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+async def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.openapi import document_bytes
+
+    return respond(HttpResult(200, document_bytes(), "application/json"))
 
 
 @app.route(route="notifications", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -89,7 +102,12 @@ async def confirm_account(req: func.HttpRequest) -> func.HttpResponse:
 async def account(req: func.HttpRequest) -> func.HttpResponse:
     account_id = req.route_params.get("account", "")
     if req.method == "DELETE":
-        purge = req.params.get("purge", "false").lower() == "true"
+        from shared.api import RequestError, query_boolean
+
+        try:
+            purge = query_boolean(req.params, "purge", default=False)
+        except RequestError as exc:
+            return respond(exc.result())
         return respond(await connector().disconnect(account_id, purge=purge))
     return respond(await connector().get_account(account_id))
 

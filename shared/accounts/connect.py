@@ -6,8 +6,8 @@ The flow, and why it is shaped so:
    a signed link that works until it expires (so a mail scanner opening it first does no harm).
 2. Opening the link starts msal's auth-code flow (state, nonce, PKCE); the flow is kept server side
    in ``oauthflows`` for ten minutes and its ``state`` is consumed once.
-3. The callback redeems the code, stores the refresh state in the vault (with an expiry), records a
-   *pending* generation and redirects to the return URL with a short-lived signed result token.
+3. The callback redeems the code, records a *pending* generation, stores the refresh state in the
+   vault and redirects to the return URL with a short-lived signed result token.
 4. The SaaS backend confirms with that token and its logged-in user's reference. Only then does the
    generation become live. A link sent to a victim therefore binds nothing to the attacker: the
    confirm must come from the SaaS session of the reference that created the link.
@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from shared.accounts.model import Account, Identity, PendingGeneration, Status, secret_tags
 from shared.accounts.repository import AccountRepository
 from shared.accounts.status import raise_app_alarm, record_status_change, set_status
+from shared.api import RequestError, boolean, error_result, iso_utc, json_object, optional_text, text
 from shared.auth.ports import IdentityProvider, MailboxDirectory, TokenVault
 from shared.errors import (
     AccountAuthError,
@@ -36,7 +37,7 @@ from shared.errors import (
     RowNotFound,
     StorageConflict,
 )
-from shared.http import HttpResult, error_result, json_result, page, redirect
+from shared.http import HttpResult, json_result, page, redirect
 from shared.ids import is_account_id, new_account_id
 from shared.messages import Subscribe, Sync
 from shared.ops.journal import JournalEntry
@@ -51,7 +52,10 @@ log = logging.getLogger("shared.connect")
 LINK_PURPOSE = "connect-link"
 RESULT_PURPOSE = "connect-result"
 FLOW_TTL_SECONDS = 600
-MAX_REF_LENGTH = 256
+MAX_REF_LENGTH = 256          # external_ref
+MAX_RETURN_URL_LENGTH = 2048  # return_url
+MAX_LOGIN_HINT_LENGTH = 256   # login_hint
+MAX_RESULT_LENGTH = 4096      # result (the result token)
 MAX_QUERY_LENGTH = 8192
 CALLBACK_PATH = "/api/oauth/callback"
 RESULT_PARAM = "connect_result"
@@ -80,16 +84,15 @@ class Connector:
     async def create_session(self, body: bytes) -> HttpResult:
         """POST /api/connect-sessions {external_ref, return_url, login_hint?, account?}."""
         try:
-            request = _json_object(body)
-            external_ref = _text(request, "external_ref", MAX_REF_LENGTH)
-            return_url = _text(request, "return_url", 2048)
-            login_hint = _optional_text(request, "login_hint", 256)
-        except ValueError as exc:
-            return error_result(400, "invalid_request", str(exc))
-        if not self._return_url_allowed(return_url):
-            return error_result(400, "return_url_not_allowed",
-                                "return_url must match one of ALLOWED_RETURN_URLS in scheme, host, port and path")
-        return json_result(201, self._session(external_ref, return_url, login_hint))
+            request = json_object(body)
+            external_ref = text(request, "external_ref", MAX_REF_LENGTH)
+            return_url = text(request, "return_url", MAX_RETURN_URL_LENGTH)
+            login_hint = optional_text(request, "login_hint", MAX_LOGIN_HINT_LENGTH)
+            self._check_return_url(return_url)
+        except RequestError as exc:
+            return exc.result()
+        session = self._session(external_ref, return_url, login_hint)
+        return json_result(201, {"url": session["url"], "expires_at": iso_utc(session["expires_at"])})
 
     def _session(self, external_ref: str, return_url: str, login_hint: str | None) -> dict[str, Any]:
         settings = self.services.settings
@@ -98,6 +101,15 @@ class Connector:
         claims = {"ref": external_ref, "ret": return_url, **({"hint": login_hint} if login_hint else {})}
         token = sign_token(self._key, LINK_PURPOSE, claims, now=now, ttl_seconds=ttl)
         return {"url": f"{settings.public_base_url}/api/connect/{token}", "expires_at": now + ttl}
+
+    def _check_return_url(self, url: str) -> None:
+        try:
+            allowed = self._return_url_allowed(url)
+        except ValueError:  # urlsplit's port: not a number, or out of range
+            raise RequestError(400, "invalid_field", "return_url is not a valid URL", "return_url") from None
+        if not allowed:
+            raise RequestError(400, "return_url_not_allowed", "return_url must match one of ALLOWED_RETURN_URLS "
+                               "in scheme, host, port and path", "return_url")
 
     def _return_url_allowed(self, url: str) -> bool:
         candidate = urlsplit(url)
@@ -219,15 +231,15 @@ class Connector:
                                                          status_changed_at=now))
             generation = await self.repo.next_generation(account)
             pending = PendingGeneration(account.account, generation, identity, scopes, now, external_ref, expires_at)
-            # The secret first, with the pending expiry: a crash leaves a secret that expires by itself.
-            # Two callbacks racing for one number both write this name; the loser moves on to the next
-            # number, and the winner's row may hold the loser's token: same user, same grant, as good.
-            await self.vault.put(pending.secret_name, token_state, expires_on=expires_at,
-                                 tags=secret_tags(account.account, generation, identity))
+            # The generation row first, as the intent: Key Vault's expiry attribute deletes nothing, so a
+            # crash after the secret write must leave a row the sweeper finds (shared/accounts/sweep.py).
+            # Two callbacks racing for one number: the row's insert lets exactly one of them have it.
             try:
                 await self.repo.add_generation(pending)
             except StorageConflict:
                 continue  # a concurrent callback for this mailbox took the number: take the next
+            await self.vault.put(pending.secret_name, token_state, expires_on=expires_at,
+                                 tags=secret_tags(account.account, generation, identity))
             return account.account, generation
         raise StorageConflict("could not record the connection: too many concurrent callbacks")
 
@@ -236,31 +248,31 @@ class Connector:
     async def confirm(self, account_id: str, body: bytes) -> HttpResult:
         """POST /api/accounts/{account}/confirm {result, external_ref, move?}."""
         try:
-            request = _json_object(body)
-            result = _text(request, "result", 4096)
-            external_ref = _text(request, "external_ref", MAX_REF_LENGTH)
-            move = request.get("move", False)
-            if not isinstance(move, bool):
-                raise ValueError("move must be true or false")
-        except ValueError as exc:
-            return error_result(400, "invalid_request", str(exc))
+            request = json_object(body)
+            result = text(request, "result", MAX_RESULT_LENGTH)
+            external_ref = text(request, "external_ref", MAX_REF_LENGTH)
+            move = boolean(request, "move", False)
+        except RequestError as exc:
+            return exc.result()
         try:
             claims = read_token(self._key, RESULT_PURPOSE, result, now=self.services.clock())
         except InvalidToken as exc:
             return error_result(410 if exc.expired else 400, "result_expired" if exc.expired else "result_invalid",
-                                str(exc))
+                                str(exc), field="result")
         if claims.get("acc") != account_id:
-            return error_result(403, "result_for_another_account", "the result token belongs to another account")
+            return error_result(403, "result_for_another_account", "the result token belongs to another account",
+                                field="result")
         if claims.get("ref") != external_ref:
             return error_result(403, "result_for_another_reference",
-                                "the result token was issued to a connect session of another external_ref")
+                                "the result token was issued to a connect session of another external_ref",
+                                field="external_ref")
         return await self._confirm(account_id, int(claims["gen"]), external_ref, move)
 
     async def _confirm(self, account_id: str, generation: int, external_ref: str, move: bool) -> HttpResult:
         for _ in range(5):
             account = await self.repo.get(account_id)
             if account is None:
-                return error_result(404, "account_not_found", "no such account")
+                return error_result(404, "account_not_found", "no such account", field="account")
             if account.status == Status.DISCONNECTED:
                 return error_result(409, "account_disconnected", "the account is disconnected; connect again")
             pending = await self.repo.get_generation(account_id, generation)
@@ -308,13 +320,13 @@ class Connector:
         """GET /api/accounts/{account}: status, and a fresh connect link when a reconnect is needed."""
         account = await self.repo.get(account_id) if is_account_id(account_id) else None
         if account is None:
-            return error_result(404, "account_not_found", "no such account")
+            return error_result(404, "account_not_found", "no such account", field="account")
         body = describe(account)
         if account.status == Status.NEEDS_RECONNECT and account.external_ref:
             session = self._session(account.external_ref, self.services.settings.allowed_return_urls[0],
                                     account.identity.username or None)
             body["reconnect_url"] = session["url"]
-            body["reconnect_url_expires_at"] = session["expires_at"]
+            body["reconnect_url_expires_at"] = iso_utc(session["expires_at"])
         return json_result(200, body)
 
     async def disconnect(self, account_id: str, *, purge: bool) -> HttpResult:
@@ -322,7 +334,7 @@ class Connector:
         token, and keep or purge its stored data."""
         account = await self.repo.get(account_id) if is_account_id(account_id) else None
         if account is None:
-            return error_result(404, "account_not_found", "no such account")
+            return error_result(404, "account_not_found", "no such account", field="account")
         if account.status != Status.DISCONNECTED:
             if self.subscriptions is not None:
                 await self._delete_subscriptions(account)
@@ -369,7 +381,7 @@ def describe(account: Account) -> dict[str, Any]:
         "external_ref": account.external_ref, "tenant": account.identity.tenant, "user": account.identity.user,
         "username": account.identity.username, "mailbox": account.identity.mailbox,
         "display_name": account.identity.display_name, "scopes": list(account.scopes),
-        "consented_at": account.consented_at or None, "generation": account.generation,
+        "consented_at": iso_utc(account.consented_at or None), "generation": account.generation,
     }
 
 
@@ -395,28 +407,3 @@ def _with_query(url: str, params: Mapping[str, str]) -> str:
     parts = urlsplit(url)
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params]
     return urlunsplit(parts._replace(query=urlencode([*query, *params.items()])))
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    if len(body) > 16_384:
-        raise ValueError("the body is too large")
-    try:
-        data = json.loads(body or b"null")
-    except ValueError:
-        raise ValueError("the body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise ValueError("the body must be a JSON object")
-    return data
-
-
-def _text(data: Mapping[str, Any], name: str, limit: int) -> str:
-    value = data.get(name)
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{name} is required")
-    if len(value) > limit:
-        raise ValueError(f"{name} is longer than {limit} characters")
-    return value
-
-
-def _optional_text(data: Mapping[str, Any], name: str, limit: int) -> str | None:
-    return _text(data, name, limit) if data.get(name) is not None else None

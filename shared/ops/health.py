@@ -1,5 +1,10 @@
-"""GET /api/health: can this instance work? Reports invalid settings (names only, never values),
-unreachable storage, and the application alarm (the app's own credential refused by Entra ID)."""
+"""Can this instance work? Checks the settings, storage and the application alarm (the app's own
+credential refused by Entra ID).
+
+``GET /api/health`` is anonymous (load balancers, uptime probes): it answers the status alone.
+``GET /api/health/details`` needs a function key and adds the version and the problems: invalid
+settings by name (never values), the storage error class, the alarm's reason and AADSTS code.
+Anyone may probe the first, so it says nothing that helps an attacker map the configuration."""
 
 from __future__ import annotations
 
@@ -21,7 +26,9 @@ class HealthReport:
     def http_status(self) -> int:
         return 200 if self.status == "ok" else 503
 
-    def to_json(self) -> str:
+    def to_json(self, *, details: bool) -> str:
+        if not details:
+            return json.dumps({"status": self.status})
         return json.dumps({"status": self.status, "version": VERSION, "problems": list(self.problems)})
 
 

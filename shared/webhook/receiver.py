@@ -14,8 +14,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from shared.api import error_result
 from shared.config import ClientStateKey, get_settings
-from shared.http import HttpResult, error_result
+from shared.http import HttpResult
 from shared.messages import Message, Reauthorize, Subscribe, Sync
 from shared.services import get_work_queue
 from shared.store.fanout import send_all

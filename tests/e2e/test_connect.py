@@ -50,6 +50,7 @@ async def account_status(stack, account: str) -> dict:
     return response.json()
 
 
+@pytest.mark.disabled_functions("subscription_worker")  # the test reads the subscriptions queue itself
 async def test_connect_reconnect_and_disconnect_through_the_runner(stack):
     account, confirmed = await connect(stack)
     assert confirmed.status_code == 200, confirmed.text
@@ -114,9 +115,11 @@ async def test_an_expired_client_secret_raises_the_app_alarm_on_health(stack):
         with pytest.raises(AppAuthError):
             await get_auth().broker.access_token(account)
         health = await stack.http.get(f"{stack.base}/api/health")
-        assert health.status_code == 503
-        assert health.json()["status"] == "alarm"
-        assert "AADSTS7000222" in health.json()["problems"][0]
+        assert (health.status_code, health.json()) == (503, {"status": "alarm"})
+        details = await stack.http.get(f"{stack.base}/api/health/details", headers=stack.keyed())
+        assert details.json()["status"] == "alarm"
+        assert "AADSTS7000222" in details.json()["problems"][0]
+        assert (await stack.http.get(f"{stack.base}/api/health/details")).status_code == 401
         assert (await account_status(stack, account))["status"] == "active"
     finally:
         await clear_app_alarm(get_services())

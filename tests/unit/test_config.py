@@ -112,3 +112,25 @@ def test_the_webhook_path_loads_neither_the_table_sdk_nor_msal():
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={"PATH": "/usr/bin:/bin"},
                           capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(("name", "value"), [("PER_CALENDAR_SUBSCRIPTIONS", "true"), ("SHARED_CALENDARS", "true"),
+                                             ("CLIENT_CERTIFICATE_NAME", "app-cert")])
+def test_a_setting_that_turns_on_an_unbuilt_feature_is_refused_by_name(name, value):
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env(sample_values() | {name: value})
+    assert list(raised.value.problems) == [f"{name}: not supported yet; leave it empty or false"]
+
+
+def test_callbacks_are_refused_until_they_are_built():
+    env = sample_values() | {"SAAS_CALLBACK_URL": "https://saas.example.com/hook", "SAAS_CALLBACK_SECRET": "s3cret"}
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env(env)
+    assert list(raised.value.problems) == ["SAAS_CALLBACK_URL: not supported yet; leave it empty or false"]
+
+
+def test_the_unbuilt_features_off_are_accepted():
+    env = sample_values() | {"PER_CALENDAR_SUBSCRIPTIONS": "false", "SHARED_CALENDARS": "false",
+                             "CLIENT_CERTIFICATE_NAME": "", "SAAS_CALLBACK_URL": ""}
+    settings = Settings.from_env(env)
+    assert (settings.per_calendar_subscriptions, settings.shared_calendars) == (False, False)

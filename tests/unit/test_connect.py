@@ -12,9 +12,11 @@ from shared.accounts.connect import RESULT_PARAM, Connector
 from shared.accounts.model import Identity, Status
 from shared.accounts.repository import AccountRepository
 from shared.accounts.status import APP_ALARM, mark_needs_reconnect
+from shared.api import iso_utc
 from shared.auth.memory import InMemoryTokenVault
 from shared.config import Settings
 from shared.errors import AccountAuthError, AppAuthError
+from shared.ops.journal import JournalEntry
 from shared.services import in_memory_services
 from shared.store.ports import ACCOUNTS, JOURNAL, MAILBOX, OAUTHFLOWS, OUTBOX, TABLES, Row
 from tests.fakes import FakeClock, FakeDirectory, FakeIdentityProvider
@@ -79,7 +81,8 @@ async def test_session_returns_a_link_under_the_public_base_url(world):
     body = json.loads(result.body)
     assert result.status == 201
     assert body["url"].startswith(SAMPLE["PUBLIC_BASE_URL"] + "/api/connect/")
-    assert body["expires_at"] == world.clock.now + 30 * 60
+    assert body["expires_at"] == iso_utc(world.clock.now + 30 * 60)
+    assert body["expires_at"].endswith("Z")
 
 
 @pytest.mark.parametrize("return_url", [
@@ -94,7 +97,9 @@ async def test_session_returns_a_link_under_the_public_base_url(world):
 async def test_session_refuses_return_urls_off_the_allow_list(world, return_url):
     result = await world.connector.create_session(json.dumps({"external_ref": "u1", "return_url": return_url}).encode())
     assert result.status == 400
-    assert json.loads(result.body)["error"]["code"] == "return_url_not_allowed"
+    assert json.loads(result.body)["error"] == {
+        "code": "return_url_not_allowed", "field": "return_url",
+        "message": "return_url must match one of ALLOWED_RETURN_URLS in scheme, host, port and path"}
 
 
 async def test_session_accepts_an_allowed_url_with_its_own_query(world):
@@ -103,13 +108,33 @@ async def test_session_accepts_an_allowed_url_with_its_own_query(world):
     assert result.status == 201
 
 
-@pytest.mark.parametrize("body", [
-    b"", b"not json", b"[]", b'{"return_url": "x"}', b'{"external_ref": " ", "return_url": "x"}',
-    json.dumps({"external_ref": "x" * 300, "return_url": RETURN_URL}).encode(),
+@pytest.mark.parametrize(("body", "code", "field"), [
+    (b"", "invalid_body", None), (b"not json", "invalid_json", None), (b"[]", "invalid_body", None),
+    (b'{"return_url": "x"}', "missing_field", "external_ref"),
+    (b'{"external_ref": " ", "return_url": "x"}', "invalid_field", "external_ref"),
+    (json.dumps({"external_ref": "x" * 300, "return_url": RETURN_URL}).encode(), "invalid_field", "external_ref"),
+    (json.dumps({"external_ref": "u1", "return_url": RETURN_URL, "login_hint": 7}).encode(), "invalid_field",
+     "login_hint"),
 ])
-async def test_session_refuses_malformed_requests(world, body):
+async def test_session_refuses_malformed_requests_naming_the_field(world, body, code, field):
     result = await world.connector.create_session(body)
     assert result.status == 400
+    error = json.loads(result.body)["error"]
+    assert (error["code"], error.get("field")) == (code, field)
+
+
+async def test_a_non_string_external_ref_is_called_what_it_is(world):
+    result = await world.connector.create_session(json.dumps({"external_ref": 123, "return_url": RETURN_URL}).encode())
+    assert json.loads(result.body)["error"] == {"code": "invalid_field", "field": "external_ref",
+                                                "message": "external_ref must be a string"}
+
+
+@pytest.mark.parametrize("return_url", [RETURN_URL.replace(":7080", ":70x0"), RETURN_URL.replace(":7080", ":99999")])
+async def test_a_malformed_port_in_return_url_is_a_400_not_a_crash(world, return_url):
+    result = await world.connector.create_session(json.dumps({"external_ref": "u1", "return_url": return_url}).encode())
+    assert result.status == 400
+    assert json.loads(result.body)["error"] == {"code": "invalid_field", "field": "return_url",
+                                                "message": "return_url is not a valid URL"}
 
 
 async def test_a_link_works_repeatedly_until_it_expires(world):
@@ -386,6 +411,37 @@ async def test_sweep_removes_abandoned_flows_generations_and_unconfirmed_account
     assert await world.repo.get(account) is None
     assert await world.rows(OAUTHFLOWS) == []
     assert await sweep_connections(world.services, world.vault) == type(counts)(0, 0, 0)
+
+
+async def test_a_crash_after_the_secret_write_leaves_nothing_the_sweeper_misses(world):
+    """Key Vault's expiry deletes nothing: a secret written by a callback that then died must still be
+    found and deleted, through the generation row written before it."""
+    from shared.accounts.sweep import sweep_connections
+
+    class CrashAfterWrite(InMemoryTokenVault):  # the secret lands, then the process dies
+        async def put(self, name, value, *, tags, expires_on):
+            await super().put(name, value, tags=tags, expires_on=expires_on)
+            raise SystemExit("worker died")
+
+    world.vault.__class__ = CrashAfterWrite
+    state = await world.open(await world.session())
+    with pytest.raises(SystemExit):
+        await world.connector.callback(urlencode({"state": state, "code": ada_code(world)}))
+    assert len(world.vault.secrets) == 1
+    world.clock.advance(16 * 60)
+    counts = await sweep_connections(world.services, world.vault)
+    assert counts.generations == 1
+    assert world.vault.secrets == {}
+
+
+async def test_the_sweeper_expires_old_journal_entries(world):
+    from shared.accounts.sweep import sweep_connections
+
+    await world.services.journal.record("acct-x", JournalEntry("old", "ok"))
+    world.clock.advance(31 * 86_400)
+    counts = await sweep_connections(world.services, world.vault)
+    assert counts.journal == 1
+    assert [e.operation for e in await world.services.journal.recent("acct-x")] == []
 
 
 async def test_sweep_keeps_the_live_account_of_an_abandoned_reconnect(world):

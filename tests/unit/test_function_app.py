@@ -20,6 +20,8 @@ def triggers():
 
 @pytest.mark.parametrize(("name", "route", "methods", "auth"), [
     ("health_check", "health", ["GET"], "ANONYMOUS"),
+    ("health_details", "health/details", ["GET"], "FUNCTION"),
+    ("openapi_document", "openapi.json", ["GET"], "ANONYMOUS"),
     ("notifications", "notifications", ["POST"], "ANONYMOUS"),
     ("lifecycle", "lifecycle", ["POST"], "ANONYMOUS"),
     ("connect_sessions", "connect-sessions", ["POST"], "FUNCTION"),
