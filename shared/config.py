@@ -78,7 +78,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
           "notification, lifecycle and OAuth callback URLs hang off it.", required=True),
     _spec("CLIENT_STATE_KEYS", "Subscription clientState MAC keys, 'kid:base64key' comma-separated, "
           "current first; later ones are still accepted (rotation).", required=True, secret=True),
-    _spec("CONNECT_SIGNING_KEY", "Base64 key (>= 32 bytes) signing connect links and result tokens.",
+    _spec("CONNECT_SIGNING_KEY", "Base64 key (>= 32 bytes) from which the keys sealing (encrypting and "
+          "authenticating) connect links and result tokens are derived.",
           required=True, secret=True),
     _spec("ALLOWED_RETURN_URLS", "Comma-separated return URLs the connect flow may redirect to "
           "(exact scheme, host, port and path).", required=True),

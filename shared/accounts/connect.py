@@ -3,11 +3,12 @@ disconnect (docs/architecture.md, "Connecting a mailbox").
 
 The flow, and why it is shaped so:
 1. The SaaS backend creates a session for its user's external reference and a return URL, and gets
-   a signed link that works until it expires (so a mail scanner opening it first does no harm).
+   a sealed (encrypted, authenticated: shared/sealed.py) link that works until it expires (so a mail
+   scanner opening it first does no harm).
 2. Opening the link starts msal's auth-code flow (state, nonce, PKCE); the flow is kept server side
    in ``oauthflows`` for ten minutes and its ``state`` is consumed once.
 3. The callback redeems the code, records a *pending* generation, stores the refresh state in the
-   vault and redirects to the return URL with a short-lived signed result token.
+   vault and redirects to the return URL with a short-lived sealed result token.
 4. The SaaS backend confirms with that token and its logged-in user's reference. Only then does the
    generation become live. A link sent to a victim therefore binds nothing to the attacker: the
    confirm must come from the SaaS session of the reference that created the link.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -42,8 +44,8 @@ from shared.ids import is_account_id, new_account_id
 from shared.messages import Subscribe, Sync
 from shared.ops.journal import JournalEntry
 from shared.ops.logging import log_context
+from shared.sealed import open_token, seal_token
 from shared.services import Services
-from shared.signing import read_token, sign_token
 from shared.store.ports import BOOKINGS, CALENDARS, MAILBOX, OAUTHFLOWS, OUTBOX, SUBSCRIPTIONS, Row, TableOp
 from shared.subscriptions.gateway import SubscriptionGateway
 
@@ -59,6 +61,8 @@ MAX_RESULT_LENGTH = 4096      # result (the result token)
 MAX_QUERY_LENGTH = 8192
 CALLBACK_PATH = "/api/oauth/callback"
 RESULT_PARAM = "connect_result"
+ERROR_PARAM = "connect_error"  # access_denied, consent_required, interaction_required, login_required,
+#                                 sign_in_failed, sign_in_refused, mailbox_unsupported
 
 START_AGAIN = "Go back to the application and start connecting your calendar again."
 
@@ -94,12 +98,14 @@ class Connector:
         session = self._session(external_ref, return_url, login_hint)
         return json_result(201, {"url": session["url"], "expires_at": iso_utc(session["expires_at"])})
 
-    def _session(self, external_ref: str, return_url: str, login_hint: str | None) -> dict[str, Any]:
+    def _session(self, external_ref: str, return_url: str, login_hint: str | None,
+                 reconnect: str | None = None) -> dict[str, Any]:
         settings = self.services.settings
         now = self.services.clock()
         ttl = settings.connect_link_minutes * 60
-        claims = {"ref": external_ref, "ret": return_url, **({"hint": login_hint} if login_hint else {})}
-        token = sign_token(self._key, LINK_PURPOSE, claims, now=now, ttl_seconds=ttl)
+        claims = {"ref": external_ref, "ret": return_url, **({"hint": login_hint} if login_hint else {}),
+                  **({"acc": reconnect} if reconnect else {})}
+        token = seal_token(self._key, LINK_PURPOSE, claims, now=now, ttl_seconds=ttl)
         return {"url": f"{settings.public_base_url}/api/connect/{token}", "expires_at": now + ttl}
 
     def _check_return_url(self, url: str) -> None:
@@ -126,7 +132,7 @@ class Connector:
     async def open_link(self, token: str) -> HttpResult:
         """GET /api/connect/{session}: start the sign-in; the link works until it expires."""
         try:
-            claims = read_token(self._key, LINK_PURPOSE, token, now=self.services.clock())
+            claims = open_token(self._key, LINK_PURPOSE, token, now=self.services.clock())
         except InvalidToken as exc:
             title = "This link has expired" if exc.expired else "This link is not valid"
             return page(400 if not exc.expired else 410, title, "The connect link cannot be used.", hint=START_AGAIN)
@@ -140,7 +146,7 @@ class Connector:
         now = self.services.clock()
         await self.services.tables.insert(OAUTHFLOWS, Row(start.state, "", {
             "flow": json.dumps(dict(start.flow)), "external_ref": claims["ref"], "return_url": claims["ret"],
-            "expires_at": now + FLOW_TTL_SECONDS}))
+            "account": claims.get("acc"), "expires_at": now + FLOW_TTL_SECONDS}))
         return redirect(start.auth_uri)
 
     @property
@@ -161,9 +167,13 @@ class Connector:
             return page(400, "This sign-in cannot be completed",
                         "The sign-in response is unknown, was already used, or has expired.", hint=START_AGAIN)
         if "error" in query:
-            await self.services.journal.record(None, JournalEntry(
-                "connect", "error", stage="authorize", error_class=query["error"][:64]))
-            return _idp_error_page(query["error"], query.get("error_description", ""))
+            # The flow is known, so the person goes back to the SaaS, which learns why (a cancel at the
+            # consent page is access_denied, AADSTS65004); only an unknown state gets our own page.
+            code = query["error"] if query["error"] in _IDP_ERRORS else "sign_in_failed"
+            await self.services.journal.record(flow_row.get("account"), JournalEntry(
+                "connect", "error", stage="authorize", error_class=query["error"][:64],
+                detail=_aadsts_code(query.get("error_description", ""))))
+            return self._back_with_error(flow_row, code)
         if not query.get("code"):
             return page(400, "This sign-in cannot be completed", "The sign-in response carries no code.",
                         hint=START_AGAIN)
@@ -175,15 +185,15 @@ class Connector:
             return page(400, "This sign-in cannot be completed", "The sign-in response does not match this sign-in.",
                         hint=START_AGAIN)
         except AccountAuthError as exc:
-            await self.services.journal.record(None, JournalEntry.failure("connect", exc, stage="redeem"))
-            return page(400, "Sign-in was not completed", "Microsoft did not accept the sign-in.", hint=START_AGAIN)
+            await self.services.journal.record(flow_row.get("account"), JournalEntry.failure(
+                "connect", exc, stage="redeem"))
+            return self._back_with_error(flow_row, "sign_in_refused")
         except AppAuthError as exc:
             return await self._app_failure(exc)
         except MailboxUnsupported as exc:
-            await self.services.journal.record(None, JournalEntry.failure("connect", exc, stage="profile"))
-            return page(400, "This calendar cannot be connected",
-                        "This mailbox cannot be reached through Microsoft Graph (for example, it is hosted "
-                        "on-premises or has no Exchange Online licence).")
+            await self.services.journal.record(flow_row.get("account"), JournalEntry.failure(
+                "connect", exc, stage="profile"))
+            return self._back_with_error(flow_row, "mailbox_unsupported")
         except (IdentityUnavailable, GraphError) as exc:
             await self.services.journal.record(None, JournalEntry.failure("connect", exc, stage="redeem"))
             return page(503, "Microsoft could not be reached", "Signing in could not be completed right now.",
@@ -193,13 +203,20 @@ class Connector:
         account, generation = await self._record_pending(identity, grant.scopes, grant.token_state,
                                                          str(flow_row.get("external_ref")))
         now = self.services.clock()
-        result = sign_token(self._key, RESULT_PURPOSE, {"acc": account, "gen": generation,
+        result = seal_token(self._key, RESULT_PURPOSE, {"acc": account, "gen": generation,
                                                         "ref": flow_row.get("external_ref")},
                             now=now, ttl_seconds=self.services.settings.result_token_minutes * 60)
         with log_context(account=account, tenant=identity.tenant, stage="callback"):
             await self.services.journal.record(account, JournalEntry(
                 "connect", "ok", stage="callback", counts={"generation": generation}))
         return redirect(_with_query(str(flow_row.get("return_url")), {RESULT_PARAM: result, "account": account}))
+
+    def _back_with_error(self, flow_row: Row, code: str) -> HttpResult:
+        """Back to the session's return URL with ``connect_error`` (and the account for a reconnect)."""
+        params = {ERROR_PARAM: code}
+        if flow_row.get("account"):
+            params["account"] = str(flow_row.get("account"))
+        return redirect(_with_query(str(flow_row.get("return_url")), params))
 
     async def _consume_flow(self, state: str) -> Row | None:
         """The flow for ``state``, deleted so it works once; None when unknown, used or expired."""
@@ -255,7 +272,7 @@ class Connector:
         except RequestError as exc:
             return exc.result()
         try:
-            claims = read_token(self._key, RESULT_PURPOSE, result, now=self.services.clock())
+            claims = open_token(self._key, RESULT_PURPOSE, result, now=self.services.clock())
         except InvalidToken as exc:
             return error_result(410 if exc.expired else 400, "result_expired" if exc.expired else "result_invalid",
                                 str(exc), field="result")
@@ -324,7 +341,7 @@ class Connector:
         body = describe(account)
         if account.status == Status.NEEDS_RECONNECT and account.external_ref:
             session = self._session(account.external_ref, self.services.settings.allowed_return_urls[0],
-                                    account.identity.username or None)
+                                    account.identity.username or None, reconnect=account.account)
             body["reconnect_url"] = session["url"]
             body["reconnect_url_expires_at"] = iso_utc(session["expires_at"])
         return json_result(200, body)
@@ -385,22 +402,14 @@ def describe(account: Account) -> dict[str, Any]:
     }
 
 
-_IDP_ERRORS = {
-    "access_denied": ("Access was not granted", "You (or your administrator) declined the permissions the "
-                      "calendar connection needs. Nothing was connected."),
-    "consent_required": ("Consent is required", "Your organisation requires an administrator to approve "
-                         "this application before you can connect. Nothing was connected."),
-    "interaction_required": ("Sign-in needs more steps", "Microsoft needs you to complete sign-in "
-                             "interactively. Nothing was connected."),
-    "login_required": ("Sign-in is required", "Microsoft needs you to sign in. Nothing was connected."),
-}
+# The authorization errors a person can cause, passed on as they are; anything else is sign_in_failed.
+_IDP_ERRORS = frozenset({"access_denied", "consent_required", "interaction_required", "login_required"})
 
 
-def _idp_error_page(error: str, description: str) -> HttpResult:
-    title, message = _IDP_ERRORS.get(error, ("Sign-in failed", "Microsoft reported an error. Nothing was connected."))
-    # The description comes from the query string: shown escaped and shortened, never as markup.
-    detail = f"Details from Microsoft: {description[:300]}" if description else ""
-    return page(400, title, message, hint=(detail + " " + START_AGAIN).strip())
+def _aadsts_code(description: str) -> str | None:
+    """Only the AADSTS code of Microsoft's description: the rest is free text from a query string."""
+    match = re.match(r"\s*(AADSTS\d{4,6})\b", description)
+    return match.group(1) if match else None
 
 
 def _with_query(url: str, params: Mapping[str, str]) -> str:

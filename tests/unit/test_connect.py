@@ -149,9 +149,9 @@ async def test_a_link_works_repeatedly_until_it_expires(world):
 
 async def test_a_tampered_link_is_refused(world):
     link = await world.session()
-    head, payload, signature = link.split(".")
-    tampered = ".".join([head, payload[:-2] + ("A" if payload[-2] != "A" else "B") + payload[-1], signature])
-    for bad in (tampered, link + "x", "not-a-token", ""):
+    middle = len(link) // 2
+    tampered = link[:middle] + ("A" if link[middle] != "A" else "B") + link[middle + 1:]
+    for bad in (tampered, link + "x", link[:-4], "not-a-token", "st1.", ""):
         result = await world.connector.open_link(bad)
         assert result.status == 400
     assert await world.rows(OAUTHFLOWS) == []
@@ -209,18 +209,46 @@ async def test_oversized_callback_is_refused(world):
     assert result.status == 414
 
 
-async def test_idp_error_with_hostile_description_is_shown_escaped_and_stores_nothing(world):
+async def test_cancel_at_the_consent_page_goes_back_to_the_saas_with_connect_error(world):
+    """Cancel at Microsoft's consent page answers error=access_denied (AADSTS65004): the person goes
+    back to the return URL, and the SaaS learns why; the description (free text) goes nowhere."""
     state = await world.open(await world.session())
-    hostile = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    hostile = 'AADSTS65004: User declined to consent. <script>alert("x")</script>'
     result = await world.connector.callback(urlencode({"state": state, "error": "access_denied",
                                                        "error_description": hostile}))
-    assert result.status == 400
-    assert "<script>" not in result.text
-    assert "&lt;script&gt;" in result.text
-    assert "declined" in result.text
-    assert result.headers["Content-Security-Policy"] == "default-src 'none'"
+    assert result.status == 302
+    location = urlsplit(result.headers["Location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == RETURN_URL
+    assert parse_qs(location.query) == {"connect_error": ["access_denied"]}
     assert await world.rows(ACCOUNTS) == []
     assert world.vault.secrets == {}
+    [entry] = [r for r in await world.rows(JOURNAL) if r.get("stage") == "authorize"]
+    assert entry.get("detail") == "AADSTS65004"
+    assert "<script>" not in json.dumps(dict(entry.data))
+
+
+async def test_an_unknown_idp_error_is_reported_as_sign_in_failed(world):
+    state = await world.open(await world.session())
+    result = await world.connector.callback(urlencode({"state": state, "error": "server_error"}))
+    assert parse_qs(urlsplit(result.headers["Location"]).query) == {"connect_error": ["sign_in_failed"]}
+
+
+async def test_a_cancelled_reconnect_names_the_account(world):
+    account, token = await world.sign_in()
+    await world.confirm(account, token)
+    await mark_needs_reconnect(world.services, account, AccountAuthError("invalid_grant", aad_code="AADSTS50173"),
+                               generation=1)
+    described = json.loads((await world.connector.get_account(account)).body)
+    state = await world.open(described["reconnect_url"].rsplit("/", 1)[1])
+    result = await world.connector.callback(urlencode({"state": state, "error": "access_denied"}))
+    assert parse_qs(urlsplit(result.headers["Location"]).query) == {"connect_error": ["access_denied"],
+                                                                    "account": [account]}
+
+
+async def test_an_error_for_an_unknown_state_gets_the_products_own_page(world):
+    result = await world.connector.callback(urlencode({"state": "forged", "error": "access_denied"}))
+    assert result.status == 400
+    assert "cannot be completed" in result.text
 
 
 async def test_a_replayed_code_is_refused_and_stores_nothing(world):
@@ -230,7 +258,8 @@ async def test_a_replayed_code_is_refused_and_stores_nothing(world):
     before = len(await world.rows(ACCOUNTS))
     state2 = await world.open(await world.session())
     result = await world.connector.callback(urlencode({"state": state2, "code": code}))
-    assert result.status == 400
+    assert result.status == 302
+    assert parse_qs(urlsplit(result.headers["Location"]).query) == {"connect_error": ["sign_in_refused"]}
     assert len(await world.rows(ACCOUNTS)) == before
 
 
@@ -238,8 +267,8 @@ async def test_an_unsupported_mailbox_is_refused_at_connect(world):
     world.directory.unsupported_users.add("ada@contoso.test")
     state = await world.open(await world.session())
     result = await world.connector.callback(urlencode({"state": state, "code": ada_code(world)}))
-    assert result.status == 400
-    assert "cannot be connected" in result.text
+    assert result.status == 302
+    assert parse_qs(urlsplit(result.headers["Location"]).query) == {"connect_error": ["mailbox_unsupported"]}
     assert await world.rows(ACCOUNTS) == []
 
 
@@ -474,3 +503,27 @@ async def test_a_mailbox_found_unsupported_later_turns_unsupported_and_is_report
     # A disconnected account stays disconnected.
     await world.connector.disconnect(account, purge=False)
     assert await mark_unsupported(world.services, account, error) is None
+
+
+async def test_connect_tokens_do_not_show_what_they_carry(world):
+    """The link and the result travel in URLs (browser history, proxies): the external reference and
+    the return URL must not be readable in them, not even base64-decoded."""
+    import base64
+
+    ref = "saas-user-with-a-findable-reference"
+    link = await world.session(ref)
+    account, result = await world.sign_in(ref)
+    for token in (link, result):
+        assert token.startswith("st1.")
+        body = token[4:]
+        decoded = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        for secret in (ref.encode(), b"127.0.0.1", b"connected", account.encode()):
+            assert secret not in decoded
+            assert secret.decode() not in token
+
+
+async def test_a_token_for_one_purpose_cannot_be_opened_as_another(world):
+    link = await world.session()
+    account, _ = await world.sign_in()
+    refused = await world.confirm(account, link)  # a link token offered as a result token
+    assert (refused.status, json.loads(refused.body)["error"]["code"]) == (400, "result_invalid")
