@@ -71,8 +71,13 @@ async def start_runner(ctx: StackContext) -> Started:
     ctx.extra.update(functions_url=runner.base_url, function_key=config.function_key)
     auth = "keys not checked (DEVSTACK_SKIP_AUTH)" if config.skip_auth else \
         f"function key {config.function_key!r}, master key {config.master_key!r}"
+    async def stop() -> None:
+        await runner.stop()
+        if "shared.services" in sys.modules:  # the product app: close its clients' sessions
+            await sys.modules["shared.services"].close_services()
+
     return Started("Functions", [f"{ctx.args.app} on {runner.base_url}/api/ ({auth})",
-                                 f"health: {runner.base_url}/api/health"], runner.stop)
+                                 f"health: {runner.base_url}/api/health"], stop)
 
 
 async def start_demo_saas(ctx: StackContext) -> Started:

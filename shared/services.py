@@ -60,6 +60,27 @@ def get_services() -> Services:
     return _services
 
 
+async def close_services() -> None:
+    """Close what this process built (its clients hold connections and aiohttp sessions), then forget
+    it. For a host that stops the app in-process (the local runner); idempotent."""
+    global _services, _queue, _auth
+    import sys
+
+    if "shared.graph.client" in sys.modules:  # imported only if Graph was used
+        await sys.modules["shared.graph.client"].close_pooled_http_clients()
+    if _auth is not None:
+        close = getattr(_auth.vault, "close", None)
+        if close is not None:
+            await close()
+    if _services is not None:
+        await _services.close()
+    elif _queue is not None:
+        close = getattr(_queue, "close", None)
+        if close is not None:
+            await close()
+    _services = _queue = _auth = None
+
+
 def in_memory_services(settings: Settings, clock: Clock = system_clock) -> Services:
     from shared.store.memory import InMemoryTableStore, InMemoryWorkQueue
 

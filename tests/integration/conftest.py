@@ -4,7 +4,6 @@ session's Azurite, and fresh process-wide services for each test."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,14 +19,7 @@ SAMPLE = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
 
 async def close_process_state() -> None:
     """Close what the app built in this process (its clients hold connections), then forget it."""
-    if "shared.graph.client" in sys.modules:  # only when a test used Graph: it costs seconds to import
-        await sys.modules["shared.graph.client"].close_pooled_http_clients()
-    if services_module._auth is not None:
-        await services_module._auth.vault.close()  # type: ignore[attr-defined]
-    if services_module._services is not None:
-        await services_module._services.close()
-    elif services_module._queue is not None:
-        await services_module._queue.close()  # type: ignore[attr-defined]
+    await services_module.close_services()
     reset_process_state()
 
 
