@@ -122,12 +122,13 @@ async def connection_sweeper(timer: func.TimerRequest) -> None:
 
 @app.queue_trigger(arg_name="msg", queue_name=SUBSCRIPTIONS_QUEUE, connection="AzureWebJobsStorage")
 async def subscription_worker(msg: func.QueueMessage) -> None:
+    from shared.accounts.purge import account_work_handler
     from shared.ops.dispatch import dispatch
     from shared.services import get_auth, get_services
     from shared.subscriptions.worker import SubscriptionWorker
 
-    worker = SubscriptionWorker(get_services(), get_auth().subscriptions)
-    await dispatch(msg.get_body(), worker.handle, get_services(), dequeue_count=msg.dequeue_count,
+    handle = account_work_handler(get_services(), SubscriptionWorker(get_services(), get_auth().subscriptions).handle)
+    await dispatch(msg.get_body(), handle, get_services(), dequeue_count=msg.dequeue_count,
                    enqueued_at=msg.insertion_time.timestamp() if msg.insertion_time else None)
 
 

@@ -91,6 +91,14 @@ class Unsubscribe(Message):
 
 
 @dataclass(frozen=True)
+class Purge(Message):
+    """Delete a purged account's rows, one slice per message (shared/accounts/purge.py)."""
+
+    kind: ClassVar[str] = "purge"
+    queue: ClassVar[str] = SUBSCRIPTIONS_QUEUE  # account-level work, beside unsubscribe
+
+
+@dataclass(frozen=True)
 class Outbound(Message):
     """Carry one booking's desired version to Outlook."""
 
@@ -101,7 +109,7 @@ class Outbound(Message):
 
 
 MESSAGE_TYPES: dict[str, type[Message]] = {
-    cls.kind: cls for cls in (Sync, Subscribe, Renew, Reauthorize, Unsubscribe, Outbound)
+    cls.kind: cls for cls in (Sync, Subscribe, Renew, Reauthorize, Unsubscribe, Purge, Outbound)
 }
 
 # Fields that must be non-empty strings beyond `account`.

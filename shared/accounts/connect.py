@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from shared.accounts.model import Account, Identity, PendingGeneration, Status, secret_tags
+from shared.accounts.purge import request_purge
 from shared.accounts.repository import AccountRepository
 from shared.accounts.status import raise_app_alarm, record_status_change, set_status
 from shared.api import RequestError, boolean, error_result, iso_utc, json_object, optional_text, text
@@ -46,7 +47,7 @@ from shared.ops.journal import JournalEntry
 from shared.ops.logging import log_context
 from shared.sealed import open_token, seal_token
 from shared.services import Services
-from shared.store.ports import BOOKINGS, CALENDARS, MAILBOX, OAUTHFLOWS, OUTBOX, SUBSCRIPTIONS, Row, TableOp
+from shared.store.ports import OAUTHFLOWS, Row, TableOp
 from shared.subscriptions.gateway import SubscriptionGateway
 
 log = logging.getLogger("shared.connect")
@@ -361,11 +362,11 @@ class Connector:
             await self.repo.delete_generation(account.account, pending.generation)
         if account.generation:
             await self.vault.delete(account.secret_name)
-        if purge:
-            await self._purge(account.account)
-        await self.services.journal.record(account.account, JournalEntry("disconnect", "ok",
-                                                                         detail="purged" if purge else "kept data"))
-        return json_result(200, {**describe(account), "purged": purge})
+        await self.services.journal.record(account.account, JournalEntry(
+            "disconnect", "ok", detail="purge requested" if purge else "kept data"))
+        if purge and account.purge_requested_at is None:
+            account = await request_purge(self.services, account)
+        return json_result(200, {**describe(account), "purged": account.purge_requested_at is not None})
 
     async def _delete_subscriptions(self, account: Account) -> None:
         """Delete the subscriptions at Graph while the token that authorises it still exists. Best effort:
@@ -379,12 +380,6 @@ class Connector:
             await self.services.journal.record(account.account, JournalEntry.failure(
                 "disconnect", exc, stage="delete_subscriptions"))
 
-    async def _purge(self, account_id: str) -> None:
-        tables = self.services.tables
-        for table in (MAILBOX, CALENDARS, SUBSCRIPTIONS, BOOKINGS, OUTBOX):
-            keys = [r.row async for r in tables.query(table, account_id)]
-            await tables.bulk_write(table, [TableOp.delete(account_id, k) for k in keys])
-
     async def _app_failure(self, error: AppAuthError) -> HttpResult:
         await raise_app_alarm(self.services, error)
         return page(503, "Connecting is unavailable", "The service cannot sign in to Microsoft right now. "
@@ -395,9 +390,9 @@ def describe(account: Account) -> dict[str, Any]:
     """The account as the SaaS sees it: no tokens, no secret names."""
     return {
         "account": account.account, "status": account.status.value, "reason": account.reason,
-        "external_ref": account.external_ref, "tenant": account.identity.tenant, "user": account.identity.user,
-        "username": account.identity.username, "mailbox": account.identity.mailbox,
-        "display_name": account.identity.display_name, "scopes": list(account.scopes),
+        "external_ref": account.external_ref, "tenant": account.identity.tenant, "user": account.identity.user or None,
+        "username": account.identity.username or None, "mailbox": account.identity.mailbox or None,
+        "display_name": account.identity.display_name or None, "scopes": list(account.scopes),
         "consented_at": iso_utc(account.consented_at or None), "generation": account.generation,
     }
 

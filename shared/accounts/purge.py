@@ -11,13 +11,16 @@ message deletes what is left, and nothing when nothing is.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from shared.accounts.model import Account, Identity
 from shared.accounts.repository import AccountRepository
-from shared.messages import Purge
+from shared.messages import Message, Purge
 from shared.ops.journal import JournalEntry
 from shared.services import Services
 from shared.store.ports import BOOKINGS, CALENDARS, JOURNAL, MAILBOX, OUTBOX, SUBSCRIPTIONS, TableOp
 
+Handler = Callable[[Message], Awaitable[None]]
 SLICE_ROWS = 5000
 # Everything partitioned by account id, in the order it goes. The journal goes last: until then it
 # tells a support engineer what happened.
@@ -39,6 +42,16 @@ async def request_purge(services: Services, account: Account) -> Account:
     account = await repo.replace_unindexed(scrubbed(account, services.clock()))
     await services.queue.send(Purge(account=account.account))
     return account
+
+
+def account_work_handler(services: Services, subscriptions: Handler) -> Handler:
+    """The subscriptions queue's handler: purges here, everything else to the subscription worker."""
+    async def handle(message: Message) -> None:
+        if isinstance(message, Purge):
+            await purge_slice(services, message)
+        else:
+            await subscriptions(message)
+    return handle
 
 
 async def purge_slice(services: Services, message: Purge) -> int:

@@ -164,3 +164,29 @@ async def test_no_issued_token_code_or_secret_reaches_logs_tables_or_queues(stac
     secrets = issued_secrets(stack.sim_session, stack.sim_url, SAMPLE_CLIENT_SECRET)
     assert len(secrets) > 4
     assert await leaked(secrets, get_services(), caplog.text) == []
+
+
+async def test_purge_runs_as_queued_work_through_the_runner(stack):
+    import asyncio
+
+    from shared.accounts.repository import AccountRepository
+    from shared.store.ports import MAILBOX, Row
+
+    account, confirmed = await connect(stack)
+    assert confirmed.status_code == 200, confirmed.text
+    await get_services().tables.upsert(MAILBOX, Row(account, "ev:cal:1", {"subject": "x"}))
+    gone = await stack.http.delete(f"{stack.base}/api/accounts/{account}", params={"purge": "true"},
+                                   headers=stack.keyed())
+    assert (gone.status_code, gone.json()["purged"], gone.json()["mailbox"]) == (200, True, None)
+    bad = await stack.http.delete(f"{stack.base}/api/accounts/{account}", params={"purge": "yes"},
+                                  headers=stack.keyed())
+    assert (bad.status_code, bad.json()["error"]["field"]) == (400, "purge")
+    repo = AccountRepository(get_services().tables)
+    for _ in range(100):  # the runner's subscription_worker takes the Purge message
+        stored = await repo.get(account)
+        if stored is not None and stored.purged_at is not None:
+            break
+        await asyncio.sleep(0.2)
+    assert stored is not None
+    assert stored.purged_at is not None
+    assert [r async for r in get_services().tables.query(MAILBOX, account)] == []

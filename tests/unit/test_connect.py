@@ -18,7 +18,7 @@ from shared.config import Settings
 from shared.errors import AccountAuthError, AppAuthError
 from shared.ops.journal import JournalEntry
 from shared.services import in_memory_services
-from shared.store.ports import ACCOUNTS, JOURNAL, MAILBOX, OAUTHFLOWS, OUTBOX, TABLES, Row
+from shared.store.ports import ACCOUNTS, JOURNAL, MAILBOX, OAUTHFLOWS, OUTBOX, TABLES, Row, TableOp
 from tests.fakes import FakeClock, FakeDirectory, FakeIdentityProvider
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -395,16 +395,76 @@ async def test_get_account_of_unknown_or_malformed_id_is_404(world):
     assert (await world.connector.get_account("../etc")).status == 404
 
 
-async def test_disconnect_deletes_the_secret_and_optionally_purges(world):
+async def run_purges(world) -> int:
+    """Work the queued Purge messages as the subscriptions queue's trigger would; how many ran."""
+    from shared.accounts.purge import purge_slice
+    from shared.messages import Purge, parse_message
+
+    runs = 0
+    while bodies := world.services.queue.all_bodies("subscriptions"):
+        world.services.queue.clear("subscriptions")
+        for message in (parse_message(b) for b in bodies):
+            if isinstance(message, Purge):
+                await purge_slice(world.services, message)
+                runs += 1
+    return runs
+
+
+async def test_purge_removes_personal_data_at_once_and_rows_in_queued_slices(world, monkeypatch):
+    import shared.accounts.purge as purge_module
+
+    monkeypatch.setattr(purge_module, "SLICE_ROWS", 40)
+    account, token = await world.sign_in(ref="person-9")
+    await world.confirm(account, token, ref="person-9")
+    await world.services.tables.bulk_write(MAILBOX, [TableOp.upsert(Row(account, f"ev:cal:{i:03d}", {"subject": "x"}))
+                                                     for i in range(100)])
+    result = await world.connector.disconnect(account, purge=True)
+    assert result.status == 200
+    answered = json.loads(result.body)
+    assert answered["purged"] is True
+    # At once: GET shows no personal data, the indexes are gone, the secret is deleted.
+    described = json.loads((await world.connector.get_account(account)).body)
+    for field in ("display_name", "mailbox", "username", "external_ref", "user"):
+        assert described[field] is None, field
+    assert (described["status"], described["tenant"]) == ("disconnected", ADA.tenant)
+    assert await world.repo.find_by_mailbox(ADA.tenant, ADA.user) is None
+    assert await world.repo.list_by_ref("person-9") == []
+    assert world.vault.secrets == {}
+    account_text = json.dumps([dict(r.data) for r in await world.rows(ACCOUNTS)])
+    assert "ada@contoso.test" not in account_text
+    assert "person-9" not in account_text
+    # The rows go in queued slices, not in the HTTP call.
+    assert len([r async for r in world.services.tables.query(MAILBOX, account)]) == 100
+    assert await run_purges(world) >= 3
+    for table in (MAILBOX, JOURNAL):
+        assert [r async for r in world.services.tables.query(table, account)] == [], table
+    assert (await world.repo.get(account)).purged_at is not None
+    # The SaaS is still owed its "disconnected" notice: the outbox keeps it until it is delivered.
+    owed = [json.loads(r.get("payload")) for r in await world.rows(OUTBOX) if r.partition == account]
+    assert owed[-1]["status"] == "disconnected"
+    assert await run_purges(world) == 0  # done: nothing queued again
+
+
+async def test_a_repeated_purge_request_changes_nothing_more(world):
+    account, token = await world.sign_in()
+    await world.confirm(account, token)
+    await world.connector.disconnect(account, purge=True)
+    await run_purges(world)
+    again = await world.connector.disconnect(account, purge=True)
+    assert json.loads(again.body)["purged"] is True
+    assert await run_purges(world) == 0
+
+
+async def test_disconnect_without_purge_keeps_the_data(world):
     account, token = await world.sign_in()
     await world.confirm(account, token)
     await world.services.tables.upsert(MAILBOX, Row(account, "ev:cal:1", {"subject": "x"}))
-    result = await world.connector.disconnect(account, purge=True)
-    assert result.status == 200
+    result = await world.connector.disconnect(account, purge=False)
     stored = await world.repo.get(account)
-    assert stored.status is Status.DISCONNECTED
+    assert (json.loads(result.body)["purged"], stored.status) == (False, Status.DISCONNECTED)
     assert await world.vault.get(stored.secret_name) is None
-    assert [r async for r in world.services.tables.query(MAILBOX, account)] == []
+    assert len([r async for r in world.services.tables.query(MAILBOX, account)]) == 1
+    assert json.loads(result.body)["mailbox"] is not None
     # Disconnected is terminal: the same mailbox connects as a new account.
     new_account, _new_token = await world.sign_in()
     assert new_account != account
