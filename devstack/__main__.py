@@ -24,6 +24,7 @@ from devstack.demo_saas import DEFAULT_PORT as DEMO_PORT
 from devstack.demo_saas import DemoSaas
 from devstack.runner.config import RunnerConfig
 from devstack.runner.host import Runner
+from devstack.runner.settings import set_app_setting
 from devstack.simulators import add_commands, start_simulators
 
 
@@ -60,6 +61,8 @@ async def start_azurite(ctx: StackContext) -> Started:
 async def start_microsoft_365(ctx: StackContext) -> Started:
     """The Microsoft 365 simulator (sign-in and Graph, demo tenant) and the Key Vault dev server."""
     simulators = await asyncio.to_thread(start_simulators)
+    # The app trusts the CA the stand-ins serve, wherever DEVSTACK_CA_DIR put it.
+    set_app_setting("LOCAL_CA_BUNDLE", str(simulators.simulator.certs.ca_pem))
     return Started("Microsoft", simulators.describe(), lambda: asyncio.to_thread(simulators.stop))
 
 

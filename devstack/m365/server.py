@@ -40,6 +40,7 @@ def build_app(state: SimState, signer: Signer, state_file: Path | None = None,
         is_graph = request.path.startswith("/v1.0/")
         # Graph answers with the client's client-request-id, or its own request id when none was sent.
         request[CLIENT_REQUEST_ID] = client_request_id or request_id
+        log = state.requests  # a request still running when the state is reset is not logged in the fresh one
         response: web.StreamResponse
         try:
             response = await handler(request)
@@ -56,7 +57,7 @@ def build_app(state: SimState, signer: Signer, state_file: Path | None = None,
             response.headers["x-ms-request-id"] = request_id
             if client_request_id:
                 response.headers["client-request-id"] = client_request_id
-        if not request.path.startswith("/_sim/"):
+        if not request.path.startswith("/_sim/") and state.requests is log:
             route = request.match_info.route.resource.canonical if request.match_info.route.resource else "?"
             with state.lock:
                 state.log_request(LoggedRequest(

@@ -22,7 +22,8 @@ GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 OIDC_SCOPES = frozenset({"openid", "profile", "offline_access", "email"})
 
-# Graph permissions the simulator knows (graph-notes §7.2 and the Graph permissions reference).
+# Graph permissions the simulator knows (Microsoft Graph permissions reference,
+# https://learn.microsoft.com/en-us/graph/permissions-reference).
 DELEGATED_SCOPES = frozenset({
     "User.Read", "User.ReadBasic.All", "User.Read.All",
     "Calendars.ReadBasic", "Calendars.Read", "Calendars.ReadWrite",
@@ -50,24 +51,32 @@ class Switches:
 
     access_token_seconds: int = 3600  # assumed: Entra varies 60-90 minutes; a fixed hour is predictable
     code_seconds: int = 600  # documented: codes are short-lived, "about 10 minutes"
-    refresh_inactivity_days: int = 90  # documented (graph-notes §7.3)
+    # documented (Refresh tokens in the Microsoft identity platform,
+    # https://learn.microsoft.com/en-us/entra/identity-platform/refresh-tokens)
+    refresh_inactivity_days: int = 90
     # assumed: the error of a mailbox call for a user who was deleted (field reports also show ErrorInvalidUser)
     deleted_user_mailbox_code: str = "ErrorItemNotFound"
 
-    # --- subscriptions (graph-notes §2.1-2.3, §2.8) ---
-    # documented: 10,080 minutes in the newer lifetime include, 4,230 in the older docs (graph-notes §2.2)
+    # --- subscriptions (subscription resource type,
+    # https://learn.microsoft.com/en-us/graph/api/resources/subscription) ---
+    # documented: 10,080 minutes in the newer subscription lifetime table, 4,230 in older versions
     subscription_max_minutes: int = 10080
     subscription_min_minutes: int = 45  # documented: an earlier expiry is set to 45 minutes (subscription resource)
     # "refuse": 400 ExtensionError "Subscription expiration can only be N minutes in the future." (field report,
     # microsoft-graph-docs-contrib#7726; the docs say such requests "will fail"); "clamp": set to the maximum (assumed)
     subscription_over_max: str = "refuse"
-    # reported, unverified (graph-notes §2.1, §9.8): me/events fires only for the default calendar
+    # reported, unverified (microsoft-graph-docs-contrib#51): me/events fires only for the default calendar
     events_default_calendar_only: bool = False
-    per_calendar_subscriptions: bool = True  # assumed: users/{id}/calendars/{id}/events is undocumented (§2.1)
+    per_calendar_subscriptions: bool = True  # assumed: users/{id}/calendars/{id}/events is undocumented
     allow_http_loopback_urls: bool = False  # assumed/local: admit http://127.0.0.1 and http://localhost URLs
-    subscriptions_per_mailbox: int = 1000  # documented (graph-notes §2.8)
-    validation_timeout_seconds: float = 10  # documented (graph-notes §2.4)
-    # --- change notifications (graph-notes §2.5, §2.6) ---
+    # documented (Outlook change notifications overview,
+    # https://learn.microsoft.com/en-us/graph/outlook-change-notifications-overview)
+    subscriptions_per_mailbox: int = 1000
+    # documented (Receive change notifications through webhooks,
+    # https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks)
+    validation_timeout_seconds: float = 10
+    # --- change notifications (Receive change notifications through webhooks,
+    # https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks) ---
     delivery_timeout_seconds: float = 3  # documented
     slow_response_ms: float = 2900  # documented
     slow_sample_size: int = 100  # documented: judged after 100 notifications
@@ -78,14 +87,15 @@ class Switches:
     retry_for_seconds: float = 4 * 3600  # documented: retries for up to 4 hours
     retry_interval_seconds: float = 60  # assumed: the docs give no schedule for an unthrottled endpoint
     notifications_per_batch: int = 100  # assumed: the docs give no batch size
-    create_also_updated: bool = True  # reported (graph-notes §2.6, §9.7): a create also yields "updated"
+    create_also_updated: bool = True  # reported (microsoft-graph-docs#7598): a create also yields "updated"
     duplicate_notifications: bool = False  # assumed quirk: every notification sent twice
     batch_across_subscriptions: bool = True  # documented: one POST may carry several subscriptions' items
-    # --- lifecycle notifications (graph-notes §2.7) ---
+    # --- lifecycle notifications (https://learn.microsoft.com/en-us/graph/change-notifications-lifecycle-events) ---
     reauthorization_lead_seconds: float = 900  # assumed: how long before token or subscription expiry it fires
     # assumed: after reauthorizationRequired, notifications keep flowing this long, then pause until reauthorized
     pause_after_reauthorization_seconds: float = 3600
-    # --- throttling per app and mailbox (graph-notes §3.1, §3.2) ---
+    # --- throttling per app and mailbox (https://learn.microsoft.com/en-us/graph/throttling-limits,
+    # https://learn.microsoft.com/en-us/graph/throttling) ---
     throttle_concurrency: int = 4  # documented
     throttle_requests: int = 10000  # documented: per window
     throttle_window_seconds: float = 600  # documented: 10 minutes
@@ -232,7 +242,7 @@ class Issued:
 
 @dataclass
 class Subscription:
-    """A change-notification subscription (graph-notes §2). Times are simulated seconds."""
+    """A change-notification subscription (subscription resource type). Times are simulated seconds."""
 
     id: str
     resource: str  # as the client sent it
@@ -506,6 +516,7 @@ class SimState:
 
     @classmethod
     def load(cls, path: Path) -> SimState:
+
         data = json.loads(path.read_text())
         state = cls(clock=Clock(data.get("clock_offset", 0.0)), switches=Switches(**data.get("switches", {})))
         for name, (kind, key_of) in _PERSISTED.items():
