@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from shared.accounts.model import Account, Identity
 from shared.accounts.repository import AccountRepository
+from shared.errors import StorageConflict
 from shared.messages import Message, Purge
 from shared.ops.journal import JournalEntry
 from shared.services import Services
@@ -36,12 +37,22 @@ def scrubbed(account: Account, now: float) -> Account:
 
 
 async def request_purge(services: Services, account: Account) -> Account:
-    """Scrub the row and its indexes now; queue the rest."""
+    """Scrub the row and its indexes now; queue the rest. The row may change under us (a worker still
+    finishing for the account): read it again and retry."""
     repo = AccountRepository(services.tables)
-    await repo.drop_indexes(account)
-    account = await repo.replace_unindexed(scrubbed(account, services.clock()))
-    await services.queue.send(Purge(account=account.account))
-    return account
+    for _ in range(5):
+        await repo.drop_indexes(account)
+        try:
+            account = await repo.replace_unindexed(scrubbed(account, services.clock()))
+        except StorageConflict:
+            fresh = await repo.get(account.account)
+            if fresh is None:
+                raise
+            account = fresh
+            continue
+        await services.queue.send(Purge(account=account.account))
+        return account
+    raise StorageConflict("the account kept changing; request the purge again")
 
 
 def account_work_handler(services: Services, subscriptions: Handler) -> Handler:

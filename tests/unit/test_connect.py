@@ -587,3 +587,17 @@ async def test_a_token_for_one_purpose_cannot_be_opened_as_another(world):
     account, _ = await world.sign_in()
     refused = await world.confirm(account, link)  # a link token offered as a result token
     assert (refused.status, json.loads(refused.body)["error"]["code"]) == (400, "result_invalid")
+
+
+async def test_a_purge_request_survives_a_concurrent_change_of_the_account(world):
+    from dataclasses import replace
+
+    from shared.accounts.purge import request_purge
+
+    account, token = await world.sign_in()
+    await world.confirm(account, token)
+    stale = await world.repo.get(account)
+    await world.repo.save(replace(stale, last_token_refresh=world.clock.now))  # a worker touched the row
+    purged = await request_purge(world.services, stale)
+    assert purged.purge_requested_at is not None
+    assert (await world.repo.get(account)).identity.username == ""
