@@ -304,6 +304,29 @@ def odata_json(request: web.Request, context: str, body: dict[str, Any], status:
     return web.json_response({"@odata.context": f"{origin}/v1.0/$metadata#{context}", **body}, status=status)
 
 
+def async_route(state: SimState, auth: GraphAuth,
+                handler: Callable[[web.Request, Caller], Awaitable[web.Response]]) -> Handler:
+    """Route a handler that awaits (it must not hold the state lock across its awaits), answering GraphError in
+    Graph's shape."""
+    async def wrapped(request: web.Request) -> web.Response:
+        try:
+            return await handler(request, auth.authenticate(request))
+        except GraphError as exc:
+            return graph_error_response(request, state, exc)
+    return wrapped
+
+
+async def read_body(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object, or Graph's 400 for anything else."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise GraphError(400, "BadRequest", "Unable to read JSON request payload.") from None
+    if not isinstance(body, dict):
+        raise GraphError(400, "BadRequest", "Unable to read JSON request payload.")
+    return body
+
+
 def graph_error_response(request: web.Request, state: SimState, exc: GraphError) -> web.Response:
     inner = {"date": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(state.clock.now())),
              "request-id": request.get(REQUEST_ID, ""), "client-request-id": request.get(CLIENT_REQUEST_ID, "")}

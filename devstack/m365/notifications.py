@@ -71,8 +71,10 @@ class Notifier:
     # --- queueing (sync; callers may hold the state lock) ----------------------------------------
 
     def fire_change(self, mailbox_id: str, calendar_id: str | None, event_id: str, change_type: str,
-                    etag: str | None = None) -> int:
-        """Queue ``change_type`` on an event for every subscription watching it; returns how many items."""
+                    etag: str | None = None, immutable_id: str | None = None) -> int:
+        """Queue ``change_type`` on an event for every subscription watching it; returns how many items. A
+        subscription created with Prefer: IdType="ImmutableId" hears ``immutable_id`` when there is one
+        (Obtain immutable identifiers for Outlook resources, https://learn.microsoft.com/en-us/graph/outlook-immutable-id)."""
         queued = 0
         etag = etag or b64url(new_id().encode())[:22]
         with self.state.lock:
@@ -88,7 +90,8 @@ class Notifier:
                     kinds.append("updated")
                 for kind in kinds:
                     if kind in sub.change_types:
-                        queued += self._enqueue(sub, change_item(sub, kind, event_id, etag), lifecycle=False)
+                        seen = immutable_id if immutable_id and sub.id_type == "ImmutableId" else event_id
+                        queued += self._enqueue(sub, change_item(sub, kind, seen, etag), lifecycle=False)
         return queued
 
     def _watches(self, sub: Subscription, calendar_id: str | None, default: str | None) -> bool:

@@ -15,6 +15,8 @@ from aiohttp.typedefs import Handler
 
 from devstack.certs import CertPaths, ensure_certs
 from devstack.m365.control import Control
+from devstack.m365.eventcontrol import EventControl
+from devstack.m365.events import EventOps, Events
 from devstack.m365.graph import Graph, GraphAuth, GraphError, graph_error_response
 from devstack.m365.identity import Identity, Signer
 from devstack.m365.notifications import Notifier
@@ -80,7 +82,11 @@ def build_app(state: SimState, signer: Signer, state_file: Path | None = None,
     app = web.Application(middlewares=[around, gate_middleware(state, auth)])
     app.cleanup_ctx.append(deliver_in_background)
     app.add_routes(Identity(state, signer).routes())
-    app.add_routes(Graph(state, auth).routes())
+    graph = Graph(state, auth)
+    event_ops = EventOps(state, notifier)
+    app.add_routes(graph.routes())
+    app.add_routes(Events(state, auth, graph, event_ops).routes())
+    app.add_routes(EventControl(state, event_ops).routes())
     app.add_routes(subscriptions.routes())
     app.add_routes(Control(state, after_user_action=subscriptions.after_user_action,
                            after_clock=lambda: notifier.flush(10)).routes())

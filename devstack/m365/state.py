@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devstack.m365.eventstore import Event, EventStore
+
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 OIDC_SCOPES = frozenset({"openid", "profile", "offline_access", "email"})
@@ -101,6 +103,28 @@ class Switches:
     throttle_window_seconds: float = 600  # documented: 10 minutes
     throttle_writes: int = 10000  # assumed: writes have their own budget, set it lower to throttle writes first
     throttle_concurrency_retry_after: int = 1  # assumed: Retry-After of a MailboxConcurrency 429
+    # --- events (event resource type, https://learn.microsoft.com/en-us/graph/api/resources/event) ---
+    events_page_size: int = 10  # assumed: a list page without $top or Prefer: odata.maxpagesize
+    if_match: str = "enforce"  # assumed: "enforce" answers a stale If-Match with 412, "ignore" does not check
+    # assumed: a create repeating a transactionId answers "created" (201 with the existing event), "ok" (200 with
+    # it) or "conflict" (409), within transaction_window_seconds of the first create
+    transaction_duplicate: str = "created"
+    transaction_window_seconds: float = 86400
+    all_day_floating: bool = True  # assumed: all-day events come back at midnight whatever outlook.timezone says
+    # --- what Exchange does to a write (assumed, default on) ---
+    text_body_as_html: bool = True  # a text body comes back as HTML
+    derive_body_preview: bool = True  # bodyPreview is the body's text, at most 255 characters
+    trim_location: bool = True  # a location displayName loses surrounding blanks
+    change_key_on_reply: bool = True  # an attendee's reply moves the organizer's change key
+    send_invitations: bool = True  # a write with attendees sends invitations (counted per organizer)
+    attendee_copies: bool = True  # an attendee who is a simulated mailbox gets a copy of the event
+    # assumed: a move to another calendar notifies "deleted" (old calendar) and "created" (new calendar), or
+    # "updated" once
+    move_notifications: str = "deleted-created"
+    # --- $batch (Combine multiple HTTP requests using JSON batching,
+    # https://learn.microsoft.com/en-us/graph/json-batching) ---
+    batch_max_requests: int = 20  # documented
+    batch_outlook_concurrency: int = 4  # documented (throttling limits: Outlook service limits for JSON batching)
 
 
 @dataclass
@@ -365,6 +389,8 @@ class SimState:
     throttle_counts: Counter[str] = field(default_factory=Counter)  # 429s per "app|mailbox"
     in_flight: Counter[str] = field(default_factory=Counter)  # running requests per "app|mailbox"
     request_times: dict[str, list[float]] = field(default_factory=dict)  # "app|mailbox[|write]" -> times in window
+    events: EventStore = field(default_factory=EventStore)
+    invitations: Counter[str] = field(default_factory=Counter)  # invitations sent, per organizer mailbox
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def reset(self) -> None:
@@ -505,6 +531,8 @@ class SimState:
     def to_json(self) -> str:
         data: dict[str, Any] = {name: [dataclasses.asdict(v) for v in getattr(self, name).values()]
                                 for name in _PERSISTED}
+        data["events"] = [dataclasses.asdict(e) for e in self.events.events.values() if not e.generated]
+        data["generated_events"] = self.events.generated
         data["clock_offset"] = self.clock.offset
         data["switches"] = dataclasses.asdict(self.switches)
         return json.dumps(data, indent=1)
@@ -516,6 +544,7 @@ class SimState:
 
     @classmethod
     def load(cls, path: Path) -> SimState:
+        from devstack.m365.seeding import generate_events  # seeding builds on the state
 
         data = json.loads(path.read_text())
         state = cls(clock=Clock(data.get("clock_offset", 0.0)), switches=Switches(**data.get("switches", {})))
@@ -524,6 +553,10 @@ class SimState:
             for item in data.get(name, []):
                 obj = _from_dict(kind, item)
                 target[key_of(obj)] = obj
+        for item in data.get("events", []):
+            state.events.add(Event(**item))
+        for spec in data.get("generated_events", []):
+            generate_events(state, spec)  # large mailboxes are regenerated from their seed, not loaded
         return state
 
 

@@ -25,7 +25,15 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from devstack.m365.graph import Caller, GraphAuth, GraphError, graph_error_response, mailbox_not_enabled, odata_json
+from devstack.m365.graph import (
+    Caller,
+    GraphAuth,
+    GraphError,
+    async_route,
+    mailbox_not_enabled,
+    odata_json,
+    read_body,
+)
 from devstack.m365.notifications import LIFECYCLE_EVENTS, Notifier, graph_time, parse_graph_time, pending
 from devstack.m365.state import SimState, Subscription, User, new_id
 
@@ -75,12 +83,7 @@ class Subscriptions:
         ]
 
     def _handle(self, handler: Callable[[web.Request, Caller], Awaitable[web.Response]]) -> Handler:
-        async def wrapped(request: web.Request) -> web.Response:
-            try:
-                return await handler(request, self.auth.authenticate(request))
-            except GraphError as exc:
-                return graph_error_response(request, self.state, exc)
-        return wrapped
+        return async_route(self.state, self.auth, handler)
 
     # --- checks ----------------------------------------------------------------------------------
 
@@ -173,7 +176,7 @@ class Subscriptions:
     # --- routes ----------------------------------------------------------------------------------
 
     async def create(self, request: web.Request, caller: Caller) -> web.Response:
-        body = await _json_body(request)
+        body = await read_body(request)
         change_types = [c.strip() for c in str(body.get("changeType") or "").split(",") if c.strip()]
         if not change_types or any(c not in CHANGE_TYPES for c in change_types):
             raise _bad(f"'{body.get('changeType')}' is not a valid changeType: use created, updated, deleted or a "
@@ -233,7 +236,7 @@ class Subscriptions:
             return self._json(request, self._owned(caller, request.match_info["id"]))
 
     async def update(self, request: web.Request, caller: Caller) -> web.Response:
-        body = await _json_body(request)
+        body = await read_body(request)
         extra = set(body) - PATCHABLE - {"@odata.type"}
         if extra:
             # subscription-update: only expirationDateTime and notificationUrl change (status assumed)
@@ -302,16 +305,6 @@ class Subscriptions:
         if lifecycle is not None:
             self.notifier.fire_lifecycle(sub, lifecycle)
         self.state.subscriptions.pop(sub.id, None)
-
-
-async def _json_body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise GraphError(400, "BadRequest", "Unable to read JSON request payload.") from None
-    if not isinstance(body, dict):
-        raise GraphError(400, "BadRequest", "Unable to read JSON request payload.")
-    return body
 
 
 def subscription_json(sub: Subscription) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Change notifications from the simulator to a test webhook: Graph's payload, delivery,
 retries and slow-endpoint throttling on the simulated clock (Receive change notifications through webhooks,
 https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks), Graph's reported quirks as switches.
-Changes are fired through the control API until part 3 brings events."""
+Changes are fired through the control API (test_event_actions.py covers those of event writes)."""
 
 from __future__ import annotations
 
