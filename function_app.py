@@ -12,14 +12,15 @@ from typing import TYPE_CHECKING
 
 import azure.functions as func
 
+from shared import health
 from shared.config import SUBSCRIPTIONS_QUEUE
 from shared.http import HttpResult
-from shared.ops import health
 from shared.ops.logging import install_redaction
 from shared.webhook import receiver
+from shared.wiring import get_services, get_work_queue
 
 if TYPE_CHECKING:
-    from shared.accounts.connect import Connector
+    from shared.connect.connector import Connector
 
 install_redaction()
 
@@ -32,8 +33,8 @@ def respond(result: HttpResult) -> func.HttpResponse:
 
 
 def connector() -> Connector:
-    from shared.accounts.connect import Connector
-    from shared.services import get_auth, get_services
+    from shared.connect.connector import Connector
+    from shared.wiring import get_auth
 
     auth = get_auth()
     return Connector(get_services(), auth.identity, auth.vault, auth.directory, auth.subscriptions)
@@ -41,13 +42,13 @@ def connector() -> Connector:
 
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 async def health_check(req: func.HttpRequest) -> func.HttpResponse:
-    report = await health.check()
+    report = await health.check(get_services)
     return respond(HttpResult(report.http_status, report.to_json(details=False).encode(), "application/json"))
 
 
 @app.route(route="health/details", methods=["GET"])
 async def health_details(req: func.HttpRequest) -> func.HttpResponse:
-    report = await health.check()
+    report = await health.check(get_services)
     return respond(HttpResult(report.http_status, report.to_json(details=True).encode(), "application/json"))
 
 
@@ -64,7 +65,7 @@ async def notifications(req: func.HttpRequest) -> func.HttpResponse:
     if handshake is not None:
         return respond(handshake)  # before anything else: Graph allows 10 s, a cold start included
     return respond(await receiver.receive(req.get_body(), req.headers.get("content-type", ""),
-                                          receiver.plan_notifications))
+                                          receiver.plan_notifications, get_work_queue))
 
 
 @app.route(route="lifecycle", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -73,7 +74,7 @@ async def lifecycle(req: func.HttpRequest) -> func.HttpResponse:
     if handshake is not None:
         return respond(handshake)
     return respond(await receiver.receive(req.get_body(), req.headers.get("content-type", ""),
-                                          receiver.plan_lifecycle))
+                                          receiver.plan_lifecycle, get_work_queue))
 
 
 @app.route(route="connect-sessions", methods=["POST"])
@@ -114,8 +115,8 @@ async def account(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.timer_trigger(schedule="%RECONCILE_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
 async def connection_sweeper(timer: func.TimerRequest) -> None:
-    from shared.accounts.sweep import sweep_connections
-    from shared.services import get_auth, get_services
+    from shared.connect.sweep import sweep_connections
+    from shared.wiring import get_auth
 
     await sweep_connections(get_services(), get_auth().vault)
 
@@ -123,9 +124,9 @@ async def connection_sweeper(timer: func.TimerRequest) -> None:
 @app.queue_trigger(arg_name="msg", queue_name=SUBSCRIPTIONS_QUEUE, connection="AzureWebJobsStorage")
 async def subscription_worker(msg: func.QueueMessage) -> None:
     from shared.accounts.purge import account_work_handler
-    from shared.ops.dispatch import dispatch
-    from shared.services import get_auth, get_services
+    from shared.dispatch import dispatch
     from shared.subscriptions.worker import SubscriptionWorker
+    from shared.wiring import get_auth
 
     handle = account_work_handler(get_services(), SubscriptionWorker(get_services(), get_auth().subscriptions).handle)
     await dispatch(msg.get_body(), handle, get_services(), dequeue_count=msg.dequeue_count,
@@ -134,7 +135,6 @@ async def subscription_worker(msg: func.QueueMessage) -> None:
 
 @app.timer_trigger(schedule="%RENEW_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
 async def subscription_renewer(timer: func.TimerRequest) -> None:
-    from shared.services import get_services
     from shared.subscriptions.renewer import run_renewer
 
     await run_renewer(get_services())

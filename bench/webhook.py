@@ -43,7 +43,7 @@ import json
 import azure.functions as func
 from shared.config import get_settings
 from shared.messages import Sync
-from shared.services import get_work_queue
+from shared.wiring import get_work_queue
 from shared.webhook.client_state import verify_client_state
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)

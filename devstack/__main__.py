@@ -76,8 +76,8 @@ async def start_runner(ctx: StackContext) -> Started:
         f"function key {config.function_key!r}, master key {config.master_key!r}"
     async def stop() -> None:
         await runner.stop()
-        if "shared.services" in sys.modules:  # the product app: close its clients' sessions
-            await sys.modules["shared.services"].close_services()
+        if "shared.wiring" in sys.modules:  # the product app: close its clients' sessions
+            await sys.modules["shared.wiring"].close_services()
 
     return Started("Functions", [f"{ctx.args.app} on {runner.base_url}/api/ ({auth})",
                                  f"health: {runner.base_url}/api/health"], stop)

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from shared.errors import ConfigError
-from shared.ops.redaction import register_secret
+from shared.redaction import register_secret
 
 # Queue names; the host adds the `-poison` twins.
 SYNC_QUEUE = "sync"

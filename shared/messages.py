@@ -9,7 +9,7 @@ still running the previous release read messages that the new one wrote with a n
 unknown version, or a known field that is missing or mistyped, is still refused. So: a new field must be
 optional with a default that means "as before", and anything else takes a new version.
 
-Two envelope fields travel with any kind (shared/ops/dispatch.py sets them when it re-sends a throttled
+Two envelope fields travel with any kind (shared/dispatch.py sets them when it re-sends a throttled
 message): ``enqueued_at``, the epoch time the first copy was enqueued, and ``throttled``, how many times it
 was re-sent because Graph asked to wait. Both are left out of the JSON while unset, and of equality, so
 that a re-sent message is still the same message to coalescing and deduplication.

@@ -11,7 +11,7 @@ import json
 from functools import cache
 from typing import Any
 
-from shared.ops.health import VERSION
+from shared.health import VERSION
 
 _KEY: list[dict[str, list[str]]] = [{"functionKey": []}]
 _ANONYMOUS: list[dict[str, list[str]]] = []

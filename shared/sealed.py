@@ -7,7 +7,7 @@ purpose as associated data too, so a token minted for one purpose cannot be open
 
 Format: ``st1.`` + base64url(12-byte random nonce + ciphertext + 16-byte tag), the plaintext a JSON
 object of the claims with ``iat`` and ``exp``. The ``st1.`` prefix lets the log redaction recognise
-one (shared/ops/redaction.py) and leaves room for a later format.
+one (shared/redaction.py) and leaves room for a later format.
 """
 
 from __future__ import annotations

@@ -15,10 +15,10 @@ from collections.abc import Awaitable, Callable
 
 from shared.accounts.model import Account, Identity
 from shared.accounts.repository import AccountRepository
+from shared.context import Services
 from shared.errors import StorageConflict
 from shared.messages import Message, Purge
 from shared.ops.journal import JournalEntry
-from shared.services import Services
 from shared.store.ports import BOOKINGS, CALENDARS, JOURNAL, MAILBOX, OUTBOX, SUBSCRIPTIONS, TableOp
 
 Handler = Callable[[Message], Awaitable[None]]

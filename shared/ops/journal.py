@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from shared.clock import Clock, system_clock
-from shared.ops.redaction import redact
+from shared.redaction import redact
 from shared.store.ports import JOURNAL, Row, TableOp, TableStore
 
 APP_PARTITION = "_app"

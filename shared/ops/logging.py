@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from shared.ops.redaction import redact
+from shared.redaction import redact
 
 CONTEXT_FIELDS = ("invocation", "account", "tenant", "calendar", "stage", "request_id", "client_request_id")
 

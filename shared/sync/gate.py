@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from shared.accounts.model import Account
 from shared.accounts.repository import AccountRepository
+from shared.context import Services
 from shared.messages import Sync
 from shared.ops.journal import JournalEntry
-from shared.services import Services
 
 
 async def admit(services: Services, message: Sync) -> Account | None:

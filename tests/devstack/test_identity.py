@@ -19,7 +19,7 @@ import jwt
 import msal
 import pytest
 
-from shared.ops.redaction import REDACTED, redact
+from shared.redaction import REDACTED, redact
 from tests.devstack.world import (
     CLIENT_ID,
     CLIENT_SECRET,

@@ -12,7 +12,7 @@ import pytest
 
 from shared.accounts.status import clear_app_alarm
 from shared.errors import AccountAuthError, AppAuthError
-from shared.services import get_auth, get_services
+from shared.wiring import get_auth, get_services
 from tests.devstack.world import browser
 from tests.e2e.conftest import SAMPLE
 from tests.leaks import issued_secrets, leaked

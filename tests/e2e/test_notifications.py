@@ -9,7 +9,7 @@ import pytest
 from shared.config import get_settings
 from shared.ids import new_account_id
 from shared.messages import parse_message
-from shared.services import get_work_queue
+from shared.wiring import get_work_queue
 from tests.unit.test_webhook import notification
 
 

@@ -17,8 +17,8 @@ from devstack.m365.control import DEMO_TENANT_ID
 from shared.config import get_settings
 from shared.ids import new_account_id
 from shared.messages import parse_message
-from shared.services import get_work_queue
 from shared.webhook.client_state import make_client_state
+from shared.wiring import get_work_queue
 from tests.devstack.world import graph_client
 from tests.e2e.conftest import SAMPLE
 

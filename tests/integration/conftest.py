@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import shared.services as services_module
+import shared.wiring as services_module
 from shared.config import QUEUES, StorageSettings, get_settings
 from shared.store.factory import QUEUE_API_VERSION, build_table_store
 from shared.store.ports import TABLES, TableOp

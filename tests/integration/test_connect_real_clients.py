@@ -12,14 +12,14 @@ import pytest
 import requests
 
 from devstack.m365.control import seed_demo
-from shared.accounts.connect import RESULT_PARAM, Connector
 from shared.accounts.model import Status
 from shared.accounts.repository import AccountRepository
 from shared.accounts.status import APP_ALARM, clear_app_alarm
+from shared.connect.connector import RESULT_PARAM, Connector
 from shared.errors import AccountAuthError, AppAuthError
 from shared.graph.client import graph_client
 from shared.ops.logging import install_redaction
-from shared.services import get_auth, get_services
+from shared.wiring import get_auth, get_services
 from tests.devstack.world import browser
 from tests.integration.conftest import SAMPLE
 from tests.leaks import issued_secrets, leaked

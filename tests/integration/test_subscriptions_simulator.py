@@ -79,9 +79,9 @@ async def test_an_unsupported_account_deletes_its_subscription_with_a_cleanup_to
     """Review finding 3: the broker refused every token to a non-live account, so the delete the status
     matrix asks for never happened and the subscription stayed live at Graph."""
     from shared.accounts.status import mark_unsupported
+    from shared.dispatch import dispatch
     from shared.errors import MailboxUnsupported
     from shared.messages import Subscribe
-    from shared.ops.dispatch import dispatch
     from shared.subscriptions.worker import SubscriptionWorker
 
     _allow_callback(stack)

@@ -9,7 +9,7 @@ import azure.functions as func
 import function_app
 from shared.accounts.status import raise_app_alarm
 from shared.errors import AppAuthError
-from shared.services import get_services
+from shared.wiring import get_services
 from tests.integration.conftest import SAMPLE
 
 

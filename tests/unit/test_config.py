@@ -106,7 +106,7 @@ def test_the_webhook_path_loads_neither_the_table_sdk_nor_msal():
     # The receiver only queues: building its queue client must not import azure-data-tables, msal or
     # msgraph-sdk, which a cold start would pay for before answering Graph.
     code = ("import json, os, sys; os.environ.update(json.load(open('local.settings.sample.json'))['Values']); "
-            "import function_app; from shared.services import get_work_queue; get_work_queue(); "
+            "import function_app; from shared.wiring import get_work_queue; get_work_queue(); "
             "print(sorted({m.split('.')[0] + '.' + m.split('.')[1] if m.startswith('azure.') else m.split('.')[0] "
             "for m in sys.modules if m.startswith(('azure.data', 'msal', 'msgraph'))}))")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={"PATH": "/usr/bin:/bin"},

@@ -8,17 +8,17 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
-from shared.accounts.connect import RESULT_PARAM, Connector
 from shared.accounts.model import Identity, Status
 from shared.accounts.repository import AccountRepository
 from shared.accounts.status import APP_ALARM, mark_needs_reconnect
 from shared.api import iso_utc
 from shared.auth.memory import InMemoryTokenVault
 from shared.config import Settings
+from shared.connect.connector import RESULT_PARAM, Connector
 from shared.errors import AccountAuthError, AppAuthError
 from shared.ops.journal import JournalEntry
-from shared.services import in_memory_services
 from shared.store.ports import ACCOUNTS, JOURNAL, MAILBOX, OAUTHFLOWS, OUTBOX, TABLES, Row, TableOp
+from shared.wiring import in_memory_services
 from tests.fakes import FakeClock, FakeDirectory, FakeIdentityProvider
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -487,7 +487,7 @@ async def test_no_token_or_code_reaches_a_table_or_queue(world):
 
 
 async def test_sweep_removes_abandoned_flows_generations_and_unconfirmed_accounts(world):
-    from shared.accounts.sweep import sweep_connections
+    from shared.connect.sweep import sweep_connections
 
     await world.open(await world.session())                    # a flow never called back
     account, _ = await world.sign_in()                          # a connection never confirmed
@@ -505,7 +505,7 @@ async def test_sweep_removes_abandoned_flows_generations_and_unconfirmed_account
 async def test_a_crash_after_the_secret_write_leaves_nothing_the_sweeper_misses(world):
     """Key Vault's expiry deletes nothing: a secret written by a callback that then died must still be
     found and deleted, through the generation row written before it."""
-    from shared.accounts.sweep import sweep_connections
+    from shared.connect.sweep import sweep_connections
 
     class CrashAfterWrite(InMemoryTokenVault):  # the secret lands, then the process dies
         async def put(self, name, value, *, tags, expires_on):
@@ -524,7 +524,7 @@ async def test_a_crash_after_the_secret_write_leaves_nothing_the_sweeper_misses(
 
 
 async def test_the_sweeper_expires_old_journal_entries(world):
-    from shared.accounts.sweep import sweep_connections
+    from shared.connect.sweep import sweep_connections
 
     await world.services.journal.record("acct-x", JournalEntry("old", "ok"))
     world.clock.advance(31 * 86_400)
@@ -534,7 +534,7 @@ async def test_the_sweeper_expires_old_journal_entries(world):
 
 
 async def test_sweep_keeps_the_live_account_of_an_abandoned_reconnect(world):
-    from shared.accounts.sweep import sweep_connections
+    from shared.connect.sweep import sweep_connections
 
     account, token = await world.sign_in()
     await world.confirm(account, token)

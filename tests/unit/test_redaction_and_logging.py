@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from shared.ops.logging import install_redaction, log_context
-from shared.ops.redaction import REDACTED, redact, register_secret
+from shared.redaction import REDACTED, redact, register_secret
 
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJvaWQiOiIxMjMifQ.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
 REFRESH = "1.AXoAabcdefghijklmnopqrstuvwxyz0123456789-_ABCDEF.AgABAAEAAAD"

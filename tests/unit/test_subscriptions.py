@@ -235,7 +235,7 @@ async def test_a_stray_subscription_at_graph_is_deleted(subs):
 
 
 async def test_disconnect_deletes_the_subscription_before_the_secret(subs):
-    from shared.accounts.connect import Connector
+    from shared.connect.connector import Connector
 
     account = await subs.active_account()
     await subs.worker.handle(Subscribe(account=account))

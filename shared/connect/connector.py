@@ -30,6 +30,7 @@ from shared.accounts.repository import AccountRepository
 from shared.accounts.status import raise_app_alarm, record_status_change, set_status
 from shared.api import RequestError, boolean, error_result, iso_utc, json_object, optional_text, text
 from shared.auth.ports import IdentityProvider, MailboxDirectory, TokenVault
+from shared.context import Services
 from shared.errors import (
     AccountAuthError,
     AppAuthError,
@@ -46,7 +47,6 @@ from shared.messages import Subscribe, Sync
 from shared.ops.journal import JournalEntry
 from shared.ops.logging import log_context
 from shared.sealed import open_token, seal_token
-from shared.services import Services
 from shared.store.ports import OAUTHFLOWS, Row, TableOp
 from shared.subscriptions.gateway import SubscriptionGateway
 
@@ -250,7 +250,7 @@ class Connector:
             generation = await self.repo.next_generation(account)
             pending = PendingGeneration(account.account, generation, identity, scopes, now, external_ref, expires_at)
             # The generation row first, as the intent: Key Vault's expiry attribute deletes nothing, so a
-            # crash after the secret write must leave a row the sweeper finds (shared/accounts/sweep.py).
+            # crash after the secret write must leave a row the sweeper finds (shared/connect/sweep.py).
             # Two callbacks racing for one number: the row's insert lets exactly one of them have it.
             try:
                 await self.repo.add_generation(pending)

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from shared.accounts.model import Status, secret_name
 from shared.accounts.repository import AccountRepository
 from shared.auth.ports import TokenVault
+from shared.context import Services
 from shared.errors import StorageConflict
 from shared.ops.journal import JournalEntry
-from shared.services import Services
 from shared.store.ports import ACCOUNTS, OAUTHFLOWS, TableOp
 
 

@@ -9,9 +9,11 @@ Anyone may probe the first, so it says nothing that helps an attacker map the co
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from shared.config import get_settings
+from shared.context import Services
 from shared.errors import ConfigError
 
 VERSION = "0.1.0"
@@ -32,17 +34,17 @@ class HealthReport:
         return json.dumps({"status": self.status, "version": VERSION, "problems": list(self.problems)})
 
 
-async def check() -> HealthReport:
+async def check(services: Callable[[], Services]) -> HealthReport:
+    """``services`` is called only once the settings are known to be valid (building them needs those)."""
     from shared.accounts.repository import AccountRepository
     from shared.accounts.status import APP_ALARM
-    from shared.services import get_services
 
     try:
         get_settings()
     except ConfigError as exc:
         return HealthReport("misconfigured", exc.problems)
     try:
-        alarm = await AccountRepository(get_services().tables).get_app_state(APP_ALARM)
+        alarm = await AccountRepository(services().tables).get_app_state(APP_ALARM)
     except Exception as exc:  # any storage failure is the report itself, not a crash of the probe
         return HealthReport("degraded", (f"storage: {type(exc).__name__}",))
     if alarm is not None:
