@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -72,8 +73,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
           required=True),
     _spec("CLIENT_ID", "Entra ID application (client) id.", required=True),
     _spec("CLIENT_SECRET", "Client secret; set this or CLIENT_CERTIFICATE_NAME.", secret=True),
-    _spec("CLIENT_CERTIFICATE_NAME", "Name of a Key Vault certificate used as the client credential; "
-          "set this or CLIENT_SECRET."),
+    _spec("CLIENT_CERTIFICATE_NAME", "Name of a certificate in KEY_VAULT_URL's vault (with its private key) "
+          "used as the client credential, reloaded when a new version appears; set this or CLIENT_SECRET."),
     _spec("PUBLIC_BASE_URL", "Public https base of this app, e.g. https://sync.example.com; "
           "notification, lifecycle and OAuth callback URLs hang off it.", required=True),
     _spec("CLIENT_STATE_KEYS", "Subscription clientState MAC keys, 'kid:base64key' comma-separated, "
@@ -161,7 +162,6 @@ class ClientStateKey:
 # Settings whose features are not built yet: a value that turns one on is refused, rather than accepted
 # and silently ignored. Each entry goes when its feature lands.
 _NOT_BUILT_YET = {
-    "CLIENT_CERTIFICATE_NAME": "client_certificate_name",
     "PER_CALENDAR_SUBSCRIPTIONS": "per_calendar_subscriptions",
     "SAAS_CALLBACK_URL": "saas_callback_url",
     "SHARED_CALENDARS": "shared_calendars",
@@ -224,7 +224,7 @@ class Settings:
             key_vault_url=r.get("KEY_VAULT_URL", _https_or_loopback_url),
             client_id=r.get("CLIENT_ID", _nonempty),
             client_secret=r.get("CLIENT_SECRET", _nonempty),
-            client_certificate_name=r.get("CLIENT_CERTIFICATE_NAME", _nonempty),
+            client_certificate_name=r.get("CLIENT_CERTIFICATE_NAME", _key_vault_object_name),
             public_base_url=r.get("PUBLIC_BASE_URL", _https_or_loopback_url),
             client_state_keys=r.get("CLIENT_STATE_KEYS", _client_state_keys),
             connect_signing_key=r.get("CONNECT_SIGNING_KEY", _signing_key),
@@ -266,6 +266,9 @@ class Settings:
                 reader.problems.append(f"{name}: not supported yet; leave it empty or false")
         if values["client_secret"] is None and values["client_certificate_name"] is None:
             reader.problems.append("CLIENT_SECRET or CLIENT_CERTIFICATE_NAME: set one of the two")
+        elif values["client_secret"] is not None and values["client_certificate_name"] is not None:
+            reader.problems.append("CLIENT_SECRET and CLIENT_CERTIFICATE_NAME: set only one of the two "
+                                   "(remove the secret once the certificate works)")
         if (values["saas_callback_url"] is None) != (values["saas_callback_secret"] is None):
             reader.problems.append("SAAS_CALLBACK_URL and SAAS_CALLBACK_SECRET: set both or neither")
         if reader.problems:
@@ -355,6 +358,14 @@ class _Reader:
 
 
 def _nonempty(value: str) -> str:
+    return value
+
+
+def _key_vault_object_name(value: str) -> str:
+    # "Azure Key Vault keys, secrets and certificates overview": 1-127 characters, 0-9, a-z, A-Z and -.
+    # https://learn.microsoft.com/azure/key-vault/general/about-keys-secrets-certificates
+    if not re.fullmatch(r"[0-9A-Za-z-]{1,127}", value):
+        raise ValueError("expected a Key Vault object name (1-127 letters, digits and dashes)")
     return value
 
 

@@ -102,8 +102,12 @@ def get_auth() -> Auth:
         from shared.subscriptions.msgraph import MsGraphSubscriptions
 
         services = get_services()
-        identity = MsalIdentityProvider(services.settings, services.clock)
-        vault = KeyVaultTokenVault(services.settings, services.clock)
+        settings = services.settings
+        vault = KeyVaultTokenVault(settings, services.clock)
+        certificate_name = settings.client_certificate_name
+        certificates = (None if certificate_name is None
+                        else lambda: vault.read_certificate(certificate_name))
+        identity = MsalIdentityProvider(settings, services.clock, certificates)
         broker = TokenBroker(services, identity, vault)
         _auth = Auth(identity, vault, GraphMailboxDirectory(services.settings, services.clock), broker,
                      MsGraphSubscriptions(services.settings, broker))

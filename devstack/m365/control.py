@@ -45,7 +45,7 @@ def seed(state: SimState, spec: dict[str, Any]) -> dict[str, Any]:
         app = state.add_app(a["clientId"], a["name"], a["homeTenant"], a.get("redirectUris", []),
                             secret=a.get("secret"), secret_days=a.get("secretDays", 180),
                             public_client=a.get("publicClient", False), delegated=a.get("delegated"),
-                            application=a.get("application"))
+                            application=a.get("application"), certificates=a.get("certificates"))
         created["apps"].append(app.client_id)
     for s in spec.get("shares", []):
         state.share_calendar(s["calendar"], s["user"], s.get("role", "read"))
@@ -121,6 +121,8 @@ class Control:
             web.patch("/_sim/switches", self.set_switches),
             web.post("/_sim/apps/{client}/expire-secrets", self.expire_app_secrets),
             web.post("/_sim/apps/{client}/secrets", self.add_app_secret),
+            web.post("/_sim/apps/{client}/certificates", self.add_app_certificate),
+            web.delete("/_sim/apps/{client}/certificates/{key}", self.remove_app_certificate),
             web.get("/_sim/issued", self.issued),
             web.get("/_sim/requests", self.requests),
             web.get("/_sim/counters", self.counters),
@@ -196,6 +198,32 @@ class Control:
         with self.state.lock:
             created = self.state.add_app_secret(app, body["value"], float(body.get("days", 180)))
         return web.json_response({"keyId": created.key_id, "expiresAt": created.expires_at}, status=201)
+
+    async def add_app_certificate(self, request: web.Request) -> web.Response:
+        """Upload a certificate's public part to the app registration, as the portal's Certificates &
+        secrets > Upload certificate does; body {"certificate": PEM}."""
+        app = self.state.apps.get(request.match_info["client"])
+        if app is None:
+            raise web.HTTPNotFound(text="unknown app")
+        body = await request.json()
+        try:
+            with self.state.lock:
+                created = self.state.add_app_certificate(app, str(body["certificate"]))
+        except (KeyError, ValueError):
+            raise web.HTTPBadRequest(text="expected {\"certificate\": a PEM certificate}") from None
+        return web.json_response({"keyId": created.key_id, "x5t#S256": created.x5t_s256,
+                                  "endsAt": created.ends_at}, status=201)
+
+    async def remove_app_certificate(self, request: web.Request) -> web.Response:
+        app = self.state.apps.get(request.match_info["client"])
+        if app is None:
+            raise web.HTTPNotFound(text="unknown app")
+        with self.state.lock:
+            kept = [c for c in app.certificates if c.key_id != request.match_info["key"]]
+            if len(kept) == len(app.certificates):
+                raise web.HTTPNotFound(text="unknown key")
+            app.certificates = kept
+        return web.Response(status=204)
 
     async def issued(self, request: web.Request) -> web.Response:
         """Every token, code and client secret the simulator issued, for the product's leak scan."""

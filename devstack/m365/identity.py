@@ -25,6 +25,7 @@ from urllib.parse import unquote_plus, urlencode
 
 import jwt
 from aiohttp import web
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from devstack.m365.state import (
@@ -41,6 +42,7 @@ from devstack.m365.state import (
     new_id,
 )
 
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MULTI_TENANT_SEGMENTS = frozenset({"common", "organizations", "consumers"})
 _CANONICAL = {s.lower(): s for s in DELEGATED_SCOPES | APPLICATION_ROLES}
 
@@ -183,7 +185,7 @@ class Identity:
         base = f"{origin}/{segment}"
         return web.json_response({
             "token_endpoint": f"{base}/oauth2/v2.0/token",
-            "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
             "jwks_uri": f"{base}/discovery/v2.0/keys",
             "response_modes_supported": ["query", "fragment", "form_post"],
             "subject_types_supported": ["pairwise"],
@@ -359,7 +361,8 @@ class Identity:
                                  "you have the correct tenant ID and are signing into the correct cloud.")
             with self.state.lock:
                 app, confidential = self._authenticate_client(form, segment,
-                                                              request.headers.get("Authorization", ""))
+                                                              request.headers.get("Authorization", ""),
+                                                              _origin(request))
                 grant_type = form.get("grant_type", "")
                 if grant_type == "authorization_code":
                     body = self._redeem_code(request, app, confidential, segment, form)
@@ -375,7 +378,8 @@ class Identity:
                                suberror=exc.suberror, claims=exc.claims)
         return web.json_response(body, headers={"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"})
 
-    def _authenticate_client(self, form: dict[str, str], segment: str, authorization: str) -> tuple[App, bool]:
+    def _authenticate_client(self, form: dict[str, str], segment: str, authorization: str,
+                             origin: str) -> tuple[App, bool]:
         scheme, _, encoded = authorization.partition(" ")
         if scheme.lower() == "basic":  # client_secret_basic (RFC 6749 §2.3.1), advertised in discovery
             basic_id, _, basic_secret = base64.b64decode(encoded).decode().partition(":")
@@ -384,6 +388,8 @@ class Identity:
         app = self.state.apps.get(client_id)
         if app is None:
             raise TokenError(400, "unauthorized_client", 700016, _app_not_found(client_id, f"'{segment}'"))
+        if "client_assertion" in form or "client_assertion_type" in form:
+            return self._authenticate_assertion(form, app, segment, origin), True
         secret = form.get("client_secret")
         if secret is None:
             if app.public_client:
@@ -402,6 +408,66 @@ class Identity:
                              "https://aka.ms/NewClientSecret, or consider using certificate credentials for added "
                              "security: https://aka.ms/certCreds.")
         return app, True
+
+    def _authenticate_assertion(self, form: dict[str, str], app: App, segment: str, origin: str) -> App:
+        """A client assertion signed with one of the app's certificates ("Microsoft identity platform
+        application authentication certificate credentials",
+        https://learn.microsoft.com/entra/identity-platform/certificate-credentials): PS256 with
+        x5t#S256, or the older RS256 with x5t; aud the token endpoint; iss and sub the client id; nbf
+        and exp around now. Codes as "Microsoft Entra authentication and authorization error codes"
+        (https://learn.microsoft.com/entra/identity-platform/reference-error-codes) and "Troubleshoot
+        Azure SDK service principal authentication"
+        (https://learn.microsoft.com/azure/developer/java/sdk/troubleshooting-authentication-service-principal)
+        list them; the wording of the descriptions is ours."""
+        client_id = app.client_id
+        if form.get("client_assertion_type") != JWT_BEARER:
+            raise TokenError(400, "invalid_request", 50027, "Invalid JWT token: 'client_assertion_type' must be "
+                             f"'{JWT_BEARER}'.")
+        assertion = form.get("client_assertion", "")
+        try:
+            header = jwt.get_unverified_header(assertion)
+        except jwt.InvalidTokenError:
+            raise TokenError(400, "invalid_request", 50027, "Invalid JWT token. The client assertion is not a "
+                             "well-formed JWT.") from None
+        alg, thumbprint = header.get("alg"), header.get("x5t#S256") or header.get("x5t")
+        if alg not in ("PS256", "RS256") or not isinstance(thumbprint, str):
+            raise TokenError(400, "invalid_request", 50027, "Invalid JWT token. The client assertion needs alg "
+                             "PS256 (or RS256) and an x5t#S256 (or x5t) header.")
+        by_thumbprint = {c.x5t_s256 if "x5t#S256" in header else c.x5t: c for c in app.certificates}
+        registered = by_thumbprint.get(thumbprint.rstrip("="))  # msal sends the base64url padding; Entra takes it
+        now = self.state.clock.now()
+        if registered is None or not registered.starts_at <= now < registered.ends_at:
+            raise TokenError(401, "invalid_client", 700027, "Client assertion failed signature validation. The "
+                             "certificate with identifier used to sign the client assertion is not registered on "
+                             f"application '{client_id}' or is not valid now.")
+        public_key = x509.load_pem_x509_certificate(registered.certificate_pem.encode()).public_key()
+        if not isinstance(public_key, rsa.RSAPublicKey):  # the documented algorithms are RSA only
+            raise TokenError(401, "invalid_client", 700027, "Client assertion failed signature validation.")
+        audiences = {f"{origin}/{segment}/oauth2/v2.0/token"}
+        tenant = self.state.find_tenant(segment)
+        if tenant is not None:
+            audiences.add(f"{origin}/{tenant.id}/oauth2/v2.0/token")
+        try:
+            # Times are checked below against the simulator's clock, which tests move.
+            claims = jwt.decode(assertion, public_key, algorithms=[alg], audience=sorted(audiences),
+                                options={"require": ["aud", "exp", "iss", "sub", "jti"],
+                                         "verify_exp": False, "verify_nbf": False, "verify_iat": False})
+        except jwt.InvalidAudienceError:
+            raise TokenError(400, "invalid_client", 700023, "Client assertion audience claim does not match the "
+                             "token endpoint of this authority.") from None
+        except jwt.InvalidSignatureError:
+            raise TokenError(401, "invalid_client", 700027, "Client assertion contains an invalid signature.") from None
+        except jwt.InvalidTokenError as exc:
+            raise TokenError(400, "invalid_request", 50027, f"Invalid JWT token ({type(exc).__name__}).") from None
+        if claims.get("iss") != client_id or claims.get("sub") != client_id:
+            raise TokenError(400, "invalid_client", 700021, "Client assertion application identifier doesn't match "
+                             "'client_id' parameter.")
+        skew = self.state.switches.assertion_clock_skew_seconds
+        # The page lists nbf, but msal (Microsoft's own client) sends iat alone: either starts the range.
+        starts = float(claims.get("nbf", claims.get("iat", 0)))
+        if not starts - skew <= now < float(claims["exp"]) + skew:
+            raise TokenError(400, "invalid_client", 700024, "Client assertion is not within its valid time range.")
+        return app
 
     def _redeem_code(self, request: web.Request, app: App, confidential: bool, segment: str,
                      form: dict[str, str]) -> dict[str, Any]:

@@ -53,6 +53,8 @@ class Switches:
 
     access_token_seconds: int = 3600  # assumed: Entra varies 60-90 minutes; a fixed hour is predictable
     code_seconds: int = 600  # documented: codes are short-lived, "about 10 minutes"
+    # assumed: how far a client assertion's nbf/exp may miss the simulator's clock (Entra does not say)
+    assertion_clock_skew_seconds: int = 300
     # documented (Refresh tokens in the Microsoft identity platform,
     # https://learn.microsoft.com/en-us/entra/identity-platform/refresh-tokens)
     refresh_inactivity_days: int = 90
@@ -163,12 +165,27 @@ class AppSecret:
 
 
 @dataclass
+class AppCertificate:
+    """A certificate credential of an app registration (its keyCredentials: "keyCredential resource
+    type", https://learn.microsoft.com/graph/api/resources/keycredential): the public part only, named
+    by the thumbprints client assertions carry."""
+
+    key_id: str
+    certificate_pem: str
+    x5t: str  # base64url SHA-1 of the DER certificate
+    x5t_s256: str  # base64url SHA-256 of the DER certificate
+    starts_at: float
+    ends_at: float
+
+
+@dataclass
 class App:
     client_id: str
     name: str
     home_tenant_id: str
     redirect_uris: list[str]
     secrets: list[AppSecret] = field(default_factory=list)
+    certificates: list[AppCertificate] = field(default_factory=list)
     public_client: bool = False
     # what the registration asks for statically (used by /.default and admin consent)
     delegated_permissions: list[str] = field(default_factory=list)
@@ -442,11 +459,14 @@ class SimState:
 
     def add_app(self, client_id: str, name: str, home_tenant_id: str, redirect_uris: list[str], *,
                 secret: str | None = None, secret_days: float = 180, public_client: bool = False,
-                delegated: list[str] | None = None, application: list[str] | None = None) -> App:
+                delegated: list[str] | None = None, application: list[str] | None = None,
+                certificates: list[str] | None = None) -> App:
         app = App(client_id, name, home_tenant_id, list(redirect_uris), public_client=public_client,
                   delegated_permissions=list(delegated or []), application_permissions=list(application or []))
         if secret is not None:
             self.add_app_secret(app, secret, secret_days)
+        for pem in certificates or []:
+            self.add_app_certificate(app, pem)
         self.apps[client_id] = app
         return app
 
@@ -454,6 +474,22 @@ class SimState:
         created = AppSecret(new_id(), value, self.clock.now() + days * 86400)
         app.secrets.append(created)
         self.record_issued("client_secret", value, app.client_id)
+        return created
+
+    def add_app_certificate(self, app: App, certificate_pem: str) -> AppCertificate:
+        """Register a certificate's public part; its validity comes from the certificate itself.
+
+        :raises ValueError: not a PEM certificate."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+
+        cert = x509.load_pem_x509_certificate(certificate_pem.encode())
+        # A fingerprint is the hash of the DER encoding; x5t and x5t#S256 carry it base64url-encoded.
+        created = AppCertificate(new_id(), cert.public_bytes(serialization.Encoding.PEM).decode(),
+                                 b64url(cert.fingerprint(hashes.SHA1())),  # noqa: S303 (x5t is SHA-1 by definition)
+                                 b64url(cert.fingerprint(hashes.SHA256())),
+                                 cert.not_valid_before_utc.timestamp(), cert.not_valid_after_utc.timestamp())
+        app.certificates.append(created)
         return created
 
     def find_tenant(self, segment: str) -> Tenant | None:
@@ -561,6 +597,6 @@ class SimState:
 
 
 def _from_dict(kind: type, item: dict[str, Any]) -> Any:
-    nested = {"secrets": AppSecret, "permissions": CalendarPermission}
+    nested = {"secrets": AppSecret, "certificates": AppCertificate, "permissions": CalendarPermission}
     values = {k: [nested[k](**x) for x in v] if k in nested else v for k, v in item.items()}
     return kind(**values)

@@ -15,9 +15,11 @@ from typing import Any
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.keyvault.secrets.aio import SecretClient
 
+from shared.auth.certificate import ClientCertificate, parse_certificate_secret
 from shared.auth.ports import StoredSecret
 from shared.clock import Clock, system_clock
 from shared.config import Settings, is_loopback_url
+from shared.errors import ConfigError
 
 CONTENT_TYPE = "application/vnd.outlook-sync.msal-refresh-state+json"
 
@@ -79,6 +81,24 @@ class KeyVaultTokenVault:
     async def delete(self, name: str) -> None:
         with contextlib.suppress(ResourceNotFoundError):
             await self._client.delete_secret(name)
+
+    async def read_certificate(self, name: str) -> ClientCertificate:
+        """The current version of the Key Vault certificate ``name`` with its private key, read as the
+        secret that backs it (the same vault, so the same client and role: Key Vault Secrets User or
+        Officer suffices, no certificates permission).
+
+        :raises ConfigError: absent, disabled, or not a certificate with an exportable RSA key."""
+        try:
+            secret = await self._client.get_secret(name)
+        except ResourceNotFoundError:
+            raise ConfigError([f"CLIENT_CERTIFICATE_NAME ({name}): no such certificate in KEY_VAULT_URL's vault"]
+                              ) from None
+        except HttpResponseError as exc:
+            if exc.status_code == 403 and "disabled" in str(exc.message or "").lower():
+                raise ConfigError([f"CLIENT_CERTIFICATE_NAME ({name}): the certificate is disabled"]) from None
+            raise
+        return parse_certificate_secret(name, secret.value or "", secret.properties.content_type,
+                                        secret.properties.version or "")
 
 
 def _datetime(epoch: float | None) -> datetime | None:

@@ -4,6 +4,11 @@ msal is synchronous: every call runs in a worker thread. Each account's token st
 ``SerializableTokenCache``, reduced to what refreshing needs (the account record and the refresh
 token); access tokens stay in process memory (shared/auth/credential.py).
 
+The client credential is CLIENT_SECRET, or the certificate CLIENT_CERTIFICATE_NAME names, read from
+Key Vault on first use and again once an hour or as soon as Entra refuses the one in memory (a rotated
+certificate: the old one removed from the app registration); a refused call is retried once when the
+reread finds a new version.
+
 Facts this module follows: requests ignores a session's ``verify``
 while ``REQUESTS_CA_BUNDLE`` is set, so msal gets its own session with ``trust_env=False`` and the CA
 bundle named by LOCAL_CA_BUNDLE (or the default bundle); a non-Microsoft authority needs
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,6 +28,8 @@ import msal
 import requests
 
 from shared.accounts.model import Identity
+from shared.api import iso_utc
+from shared.auth.certificate import CertificateSource, ClientCertificate
 from shared.auth.ports import AccessToken, AuthStart, Grant
 from shared.clock import Clock, system_clock
 from shared.config import Settings
@@ -37,16 +45,25 @@ _APP_ERRORS = {"invalid_client", "unauthorized_client"}
 _ACCOUNT_ERRORS = {"invalid_grant", "interaction_required", "consent_required", "login_required",
                    "access_denied", "invalid_scope"}
 _KEEP_SECTIONS = ("Account", "RefreshToken", "AppMetadata")
+# How long a certificate read from Key Vault is used before it is read again (a refusal rereads at once).
+CERTIFICATE_RELOAD_SECONDS = 3600.0
+# A certificate this close to its end is worth a warning on every load: rotation is overdue.
+CERTIFICATE_WARN_SECONDS = 14 * 86400.0
+
+log = logging.getLogger("shared.auth")
 
 
 class MsalIdentityProvider:
-    def __init__(self, settings: Settings, clock: Clock = system_clock) -> None:
-        if settings.client_secret is None:
-            # CLIENT_CERTIFICATE_NAME is in the settings list; loading it from Key Vault is not built yet.
-            raise ConfigError(["CLIENT_CERTIFICATE_NAME: certificate credentials are not supported yet; "
-                               "set CLIENT_SECRET"])
+    def __init__(self, settings: Settings, clock: Clock = system_clock,
+                 certificates: CertificateSource | None = None) -> None:
+        if settings.client_secret is None and certificates is None:
+            raise ConfigError(["CLIENT_CERTIFICATE_NAME: no certificate source was given to read it from"])
         self._settings = settings
         self._clock = clock
+        self._certificates = certificates if settings.client_secret is None else None
+        self._certificate: ClientCertificate | None = None
+        self._certificate_read_at = 0.0
+        self._reading = asyncio.Lock()
         self._session = requests.Session()
         self._session.trust_env = False
         if settings.local_ca_bundle:
@@ -57,10 +74,44 @@ class MsalIdentityProvider:
     def _app(self, cache: msal.SerializableTokenCache | None = None) -> msal.ConfidentialClientApplication:
         settings = self._settings
         known = urlsplit(settings.authority_host).hostname in _MICROSOFT_AUTHORITY_HOSTS
+        credential: Any = (self._certificate.msal_credential() if self._certificate is not None
+                           else settings.client_secret)
         return msal.ConfidentialClientApplication(
-            settings.client_id, client_credential=settings.client_secret, authority=settings.authority,
+            settings.client_id, client_credential=credential, authority=settings.authority,
             token_cache=cache, http_client=self._session, instance_discovery=None if known else False,
             http_cache=self._http_cache)
+
+    async def _read_certificate(self, *, again: bool = False) -> bool:
+        """Have a current certificate in memory (nothing to do with a client secret). ``again`` rereads
+        now, after Entra refused the one held; returns whether the version changed."""
+        if self._certificates is None:
+            return False
+        async with self._reading:
+            held = self._certificate
+            fresh = held is not None and self._clock() - self._certificate_read_at < CERTIFICATE_RELOAD_SECONDS
+            if fresh and not again:
+                return False
+            certificate = await self._certificates()
+            self._certificate, self._certificate_read_at = certificate, self._clock()
+            changed = held is not None and certificate.version != held.version
+            if held is None or changed:
+                log.info("client certificate %s loaded (version %s, SHA-256 thumbprint %s)",
+                         self._settings.client_certificate_name, certificate.version,
+                         certificate.sha256_thumbprint)
+            if certificate.not_after - self._clock() < CERTIFICATE_WARN_SECONDS:
+                log.warning("client certificate %s ends at %s: rotate it (docs/deploy.md)",
+                            self._settings.client_certificate_name,
+                            iso_utc(certificate.not_after))
+            return changed
+
+    async def _token_call(self, run: Any) -> Any:
+        """An msal call that reaches the token endpoint. When Entra refuses the certificate held and Key
+        Vault has a new version, the call is made once more with it."""
+        await self._read_certificate()
+        result = await asyncio.to_thread(_guard, run)
+        if isinstance(result, dict) and result.get("error") in _APP_ERRORS and await self._read_certificate(again=True):
+            result = await asyncio.to_thread(_guard, run)
+        return result
 
     async def start(self, redirect_uri: str, *, login_hint: str | None = None) -> AuthStart:
         def run() -> dict[str, Any]:
@@ -70,6 +121,7 @@ class MsalIdentityProvider:
                 list(self._settings.scopes), redirect_uri=redirect_uri, login_hint=login_hint,
                 response_mode="form_post"))
 
+        await self._read_certificate()  # msal builds its client with the credential, even here
         flow = await asyncio.to_thread(_guard, run)
         return AuthStart(flow["auth_uri"], flow["state"], flow)
 
@@ -83,7 +135,7 @@ class MsalIdentityProvider:
                 # msal's own check: the response's state or nonce does not match the flow (CSRF).
                 raise InvalidToken("the sign-in response does not match its flow") from None
 
-        result = await asyncio.to_thread(_guard, run)
+        result = await self._token_call(run)
         if "error" in result:
             raise auth_error(result)
         claims = result.get("id_token_claims") or {}
@@ -110,7 +162,7 @@ class MsalIdentityProvider:
                 force_refresh=claims_challenge is not None)
             return dict(result) if result is not None else None
 
-        result = await asyncio.to_thread(_guard, run)
+        result = await self._token_call(run)
         if result is None:
             raise AccountAuthError("no_refresh_token")
         if "error" in result:

@@ -114,12 +114,28 @@ def test_the_webhook_path_loads_neither_the_table_sdk_nor_msal():
     assert done.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize(("name", "value"), [("PER_CALENDAR_SUBSCRIPTIONS", "true"), ("SHARED_CALENDARS", "true"),
-                                             ("CLIENT_CERTIFICATE_NAME", "app-cert")])
+@pytest.mark.parametrize(("name", "value"), [("PER_CALENDAR_SUBSCRIPTIONS", "true"), ("SHARED_CALENDARS", "true")])
 def test_a_setting_that_turns_on_an_unbuilt_feature_is_refused_by_name(name, value):
     with pytest.raises(ConfigError) as raised:
         Settings.from_env(sample_values() | {name: value})
     assert list(raised.value.problems) == [f"{name}: not supported yet; leave it empty or false"]
+
+
+def test_a_certificate_credential_replaces_the_client_secret():
+    settings = Settings.from_env(sample_values() | {"CLIENT_SECRET": "", "CLIENT_CERTIFICATE_NAME": "app-cert"})
+    assert (settings.client_secret, settings.client_certificate_name) == (None, "app-cert")
+
+
+def test_a_certificate_and_a_secret_together_are_refused():
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env(sample_values() | {"CLIENT_CERTIFICATE_NAME": "app-cert"})
+    assert [p.split(":")[0] for p in raised.value.problems] == ["CLIENT_SECRET and CLIENT_CERTIFICATE_NAME"]
+
+
+def test_a_certificate_name_key_vault_cannot_hold_is_refused():
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env(sample_values() | {"CLIENT_SECRET": "", "CLIENT_CERTIFICATE_NAME": "app_cert.pfx"})
+    assert raised.value.problems[0].startswith("CLIENT_CERTIFICATE_NAME")
 
 
 def test_callbacks_are_refused_until_they_are_built():
