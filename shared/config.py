@@ -135,8 +135,19 @@ SETTINGS: tuple[SettingSpec, ...] = (
 
 SETTINGS_BY_NAME: dict[str, SettingSpec] = {s.name: s for s in SETTINGS}
 
-# Identity-based forms of AzureWebJobsStorage (used when the connection string is empty).
+# Identity-based forms of AzureWebJobsStorage (used when the connection string is empty): the suffix after
+# the prefix, and the StorageSettings field it fills. The host reads the same names.
 STORAGE_IDENTITY_PREFIX = "AzureWebJobsStorage__"
+STORAGE_IDENTITY_FIELDS: dict[str, str] = {
+    "tableServiceUri": "table_uri",
+    "queueServiceUri": "queue_uri",
+    "blobServiceUri": "blob_uri",
+    "credential": "credential",
+    "clientId": "client_id",
+}
+
+# What App Service leaves in a setting whose Key Vault reference it could not resolve.
+KEY_VAULT_REFERENCE_PREFIX = "@microsoft.keyvault("
 
 
 @dataclass(frozen=True)
@@ -250,9 +261,11 @@ class Settings:
             shared_calendars=r.get("SHARED_CALENDARS", _bool),
             shared_poll_minutes=r.get("SHARED_POLL_MINUTES", _positive_int),
         )
-        if values["client_secret"] is None and values["client_certificate_name"] is None:
+        if values["client_secret"] is None and values["client_certificate_name"] is None \
+                and not {"CLIENT_SECRET", "CLIENT_CERTIFICATE_NAME"} & reader.unresolved:
             reader.problems.append("CLIENT_SECRET or CLIENT_CERTIFICATE_NAME: set one of the two")
-        if (values["saas_callback_url"] is None) != (values["saas_callback_secret"] is None):
+        if (values["saas_callback_url"] is None) != (values["saas_callback_secret"] is None) \
+                and not {"SAAS_CALLBACK_URL", "SAAS_CALLBACK_SECRET"} & reader.unresolved:
             reader.problems.append("SAAS_CALLBACK_URL and SAAS_CALLBACK_SECRET: set both or neither")
         if reader.problems:
             raise ConfigError(reader.problems)
@@ -296,10 +309,13 @@ class _Reader:
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
         self.problems: list[str] = []
+        self.unresolved: set[str] = set()  # reported once, as unresolved references, not again as missing
 
     def raw(self, name: str) -> str | None:
         value = self.env.get(name, "").strip()
         if value:
+            if self.is_unresolved_reference(name, value):
+                return None
             return value
         default = SETTINGS_BY_NAME[name].default
         return default or None
@@ -308,7 +324,7 @@ class _Reader:
         spec = SETTINGS_BY_NAME[name]
         value = self.raw(name)
         if value is None:
-            if spec.required:
+            if spec.required and name not in self.unresolved:
                 self.problems.append(f"{name}: missing")
             return None
         try:
@@ -318,22 +334,33 @@ class _Reader:
             self.problems.append(f"{name}: {exc}")
             return None
 
+    def is_unresolved_reference(self, name: str, value: str) -> bool:
+        """App Service passes a Key Vault reference through verbatim when it cannot resolve it (the secret
+        is missing, or the app's identity may not read it); such a value is never a usable setting."""
+        if not value.lower().startswith(KEY_VAULT_REFERENCE_PREFIX):
+            return False
+        self.unresolved.add(name)
+        self.problems.append(f"{name}: an unresolved Key Vault reference (the secret does not exist yet, or "
+                             "the app's identity may not read it)")
+        return True
+
     def storage(self) -> StorageSettings:
         conn = self.env.get("AzureWebJobsStorage", "").strip()
+        if conn and self.is_unresolved_reference("AzureWebJobsStorage", conn):
+            return StorageSettings()
         if conn:
             if "=" not in conn:
                 self.problems.append("AzureWebJobsStorage: not a connection string")
             return StorageSettings(connection_string=conn)
-        identity = {k[len(STORAGE_IDENTITY_PREFIX):]: v.strip() for k, v in self.env.items()
-                    if k.startswith(STORAGE_IDENTITY_PREFIX) and v.strip()}
-        settings = StorageSettings(
-            table_uri=identity.get("tableServiceUri"),
-            queue_uri=identity.get("queueServiceUri"),
-            blob_uri=identity.get("blobServiceUri"),
-            credential=identity.get("credential"),
-            client_id=identity.get("clientId"),
-        )
-        if not (settings.table_uri and settings.queue_uri):
+        fields: dict[str, str] = {}
+        for suffix, field_name in STORAGE_IDENTITY_FIELDS.items():
+            name = STORAGE_IDENTITY_PREFIX + suffix
+            value = self.env.get(name, "").strip()
+            if value and not self.is_unresolved_reference(name, value):
+                fields[field_name] = value
+        settings = StorageSettings(**fields)
+        if not (settings.table_uri and settings.queue_uri) \
+                and not any(n.startswith(STORAGE_IDENTITY_PREFIX) for n in self.unresolved):
             self.problems.append(
                 "AzureWebJobsStorage: missing (set a connection string, or AzureWebJobsStorage__tableServiceUri "
                 "and AzureWebJobsStorage__queueServiceUri with a managed identity)")

@@ -100,3 +100,40 @@ def test_importing_the_app_reads_no_settings_and_loads_no_graph_sdk():
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={"PATH": "/usr/bin:/bin"},
                           capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "False"
+
+
+UNRESOLVED = "@Microsoft.KeyVault(VaultName=kv-example;SecretName=client-state-keys)"
+
+
+@pytest.mark.parametrize("name", ["CLIENT_SECRET", "CLIENT_STATE_KEYS", "CONNECT_SIGNING_KEY", "CLIENT_ID"])
+def test_an_unresolved_key_vault_reference_is_refused_by_name(name):
+    # App Service leaves a reference it cannot resolve in place, verbatim: that must not pass as a value.
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env(sample_values() | {name: UNRESOLVED})
+    assert list(raised.value.problems) == [f"{name}: an unresolved Key Vault reference (the secret does not exist "
+                                     "yet, or the app's identity may not read it)"]
+    assert "kv-example" not in str(raised.value)
+    assert "client-state-keys" not in str(raised.value)
+
+
+def test_an_unresolved_reference_in_lower_case_or_for_an_optional_setting_is_refused_too():
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env(sample_values() | {"SAAS_CALLBACK_URL": "https://saas.example.com/hook",
+                                             "SAAS_CALLBACK_SECRET": UNRESOLVED.lower()})
+    assert [p.split(":")[0] for p in raised.value.problems] == ["SAAS_CALLBACK_SECRET"]
+
+
+def test_an_unresolved_reference_in_a_storage_setting_is_refused():
+    env = sample_values() | {"AzureWebJobsStorage": "",
+                             "AzureWebJobsStorage__tableServiceUri": "https://acct.table.core.windows.net",
+                             "AzureWebJobsStorage__queueServiceUri": UNRESOLVED}
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env(env)
+    assert [p.split(":")[0] for p in raised.value.problems] == ["AzureWebJobsStorage__queueServiceUri"]
+    with pytest.raises(ConfigError, match="AzureWebJobsStorage: an unresolved Key Vault reference"):
+        Settings.from_env(sample_values() | {"AzureWebJobsStorage": UNRESOLVED})
+
+
+def test_a_value_that_only_mentions_a_reference_is_a_value():
+    settings = Settings.from_env(sample_values() | {"CLIENT_SECRET": "x@Microsoft.KeyVault(y)"})
+    assert settings.client_secret == "x@Microsoft.KeyVault(y)"
