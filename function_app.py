@@ -12,14 +12,15 @@ from typing import TYPE_CHECKING
 
 import azure.functions as func
 
+from shared import health
 from shared.config import SUBSCRIPTIONS_QUEUE
 from shared.http import HttpResult
-from shared.ops import health
 from shared.ops.logging import install_redaction
 from shared.webhook import receiver
+from shared.wiring import get_services, get_work_queue
 
 if TYPE_CHECKING:
-    from shared.accounts.connect import Connector
+    from shared.connect.connector import Connector
 
 install_redaction()
 
@@ -32,8 +33,8 @@ def respond(result: HttpResult) -> func.HttpResponse:
 
 
 def connector() -> Connector:
-    from shared.accounts.connect import Connector
-    from shared.services import get_auth, get_services
+    from shared.connect.connector import Connector
+    from shared.wiring import get_auth
 
     auth = get_auth()
     return Connector(get_services(), auth.identity, auth.vault, auth.directory, auth.subscriptions)
@@ -41,8 +42,21 @@ def connector() -> Connector:
 
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 async def health_check(req: func.HttpRequest) -> func.HttpResponse:
-    report = await health.check()
-    return respond(HttpResult(report.http_status, report.to_json().encode(), "application/json"))
+    report = await health.check(get_services)
+    return respond(HttpResult(report.http_status, report.to_json(details=False).encode(), "application/json"))
+
+
+@app.route(route="health/details", methods=["GET"])
+async def health_details(req: func.HttpRequest) -> func.HttpResponse:
+    report = await health.check(get_services)
+    return respond(HttpResult(report.http_status, report.to_json(details=True).encode(), "application/json"))
+
+
+@app.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+async def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.openapi import document_bytes
+
+    return respond(HttpResult(200, document_bytes(), "application/json"))
 
 
 @app.route(route="notifications", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -51,7 +65,7 @@ async def notifications(req: func.HttpRequest) -> func.HttpResponse:
     if handshake is not None:
         return respond(handshake)  # before anything else: Graph allows 10 s, a cold start included
     return respond(await receiver.receive(req.get_body(), req.headers.get("content-type", ""),
-                                          receiver.plan_notifications))
+                                          receiver.plan_notifications, get_work_queue))
 
 
 @app.route(route="lifecycle", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -60,7 +74,7 @@ async def lifecycle(req: func.HttpRequest) -> func.HttpResponse:
     if handshake is not None:
         return respond(handshake)
     return respond(await receiver.receive(req.get_body(), req.headers.get("content-type", ""),
-                                          receiver.plan_lifecycle))
+                                          receiver.plan_lifecycle, get_work_queue))
 
 
 @app.route(route="connect-sessions", methods=["POST"])
@@ -89,33 +103,38 @@ async def confirm_account(req: func.HttpRequest) -> func.HttpResponse:
 async def account(req: func.HttpRequest) -> func.HttpResponse:
     account_id = req.route_params.get("account", "")
     if req.method == "DELETE":
-        purge = req.params.get("purge", "false").lower() == "true"
+        from shared.api import RequestError, query_boolean
+
+        try:
+            purge = query_boolean(req.params, "purge", default=False)
+        except RequestError as exc:
+            return respond(exc.result())
         return respond(await connector().disconnect(account_id, purge=purge))
     return respond(await connector().get_account(account_id))
 
 
 @app.timer_trigger(schedule="%RECONCILE_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
 async def connection_sweeper(timer: func.TimerRequest) -> None:
-    from shared.accounts.sweep import sweep_connections
-    from shared.services import get_auth, get_services
+    from shared.connect.sweep import sweep_connections
+    from shared.wiring import get_auth
 
     await sweep_connections(get_services(), get_auth().vault)
 
 
 @app.queue_trigger(arg_name="msg", queue_name=SUBSCRIPTIONS_QUEUE, connection="AzureWebJobsStorage")
 async def subscription_worker(msg: func.QueueMessage) -> None:
-    from shared.ops.dispatch import dispatch
-    from shared.services import get_auth, get_services
+    from shared.accounts.purge import account_work_handler
+    from shared.dispatch import dispatch
     from shared.subscriptions.worker import SubscriptionWorker
+    from shared.wiring import get_auth
 
-    worker = SubscriptionWorker(get_services(), get_auth().subscriptions)
-    await dispatch(msg.get_body(), worker.handle, get_services(), dequeue_count=msg.dequeue_count,
+    handle = account_work_handler(get_services(), SubscriptionWorker(get_services(), get_auth().subscriptions).handle)
+    await dispatch(msg.get_body(), handle, get_services(), dequeue_count=msg.dequeue_count,
                    enqueued_at=msg.insertion_time.timestamp() if msg.insertion_time else None)
 
 
 @app.timer_trigger(schedule="%RENEW_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
 async def subscription_renewer(timer: func.TimerRequest) -> None:
-    from shared.services import get_services
     from shared.subscriptions.renewer import run_renewer
 
     await run_renewer(get_services())

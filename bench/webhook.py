@@ -1,7 +1,8 @@
 """Webhook benchmarks, each printed side by side with the naive way, measured in one run.
 
 1. Acknowledgement latency of 100-notification batches through the local runner and Azurite, p50 and
-   p99 over BATCHES batches, against Graph's 2,900 ms slow threshold (graph-notes §2.5): the product's
+   p99 over BATCHES batches, against Graph's 2,900 ms slow threshold ("Receive change notifications through webhooks",
+   https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks): the product's
    receiver (one message per account) and a naive receiver (one message per notification), served by
    the same runner and alternated batch by batch so machine noise hits both alike.
 2. Queue messages per batch: ours vs naive.
@@ -42,7 +43,7 @@ import json
 import azure.functions as func
 from shared.config import get_settings
 from shared.messages import Sync
-from shared.services import get_work_queue
+from shared.wiring import get_work_queue
 from shared.webhook.client_state import verify_client_state
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)

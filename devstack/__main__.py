@@ -24,6 +24,7 @@ from devstack.demo_saas import DEFAULT_PORT as DEMO_PORT
 from devstack.demo_saas import DemoSaas
 from devstack.runner.config import RunnerConfig
 from devstack.runner.host import Runner
+from devstack.runner.settings import set_app_setting
 from devstack.simulators import add_commands, start_simulators
 
 
@@ -60,6 +61,8 @@ async def start_azurite(ctx: StackContext) -> Started:
 async def start_microsoft_365(ctx: StackContext) -> Started:
     """The Microsoft 365 simulator (sign-in and Graph, demo tenant) and the Key Vault dev server."""
     simulators = await asyncio.to_thread(start_simulators)
+    # The app trusts the CA the stand-ins serve, wherever DEVSTACK_CA_DIR put it.
+    set_app_setting("LOCAL_CA_BUNDLE", str(simulators.simulator.certs.ca_pem))
     return Started("Microsoft", simulators.describe(), lambda: asyncio.to_thread(simulators.stop))
 
 
@@ -71,8 +74,13 @@ async def start_runner(ctx: StackContext) -> Started:
     ctx.extra.update(functions_url=runner.base_url, function_key=config.function_key)
     auth = "keys not checked (DEVSTACK_SKIP_AUTH)" if config.skip_auth else \
         f"function key {config.function_key!r}, master key {config.master_key!r}"
+    async def stop() -> None:
+        await runner.stop()
+        if "shared.wiring" in sys.modules:  # the product app: close its clients' sessions
+            await sys.modules["shared.wiring"].close_services()
+
     return Started("Functions", [f"{ctx.args.app} on {runner.base_url}/api/ ({auth})",
-                                 f"health: {runner.base_url}/api/health"], runner.stop)
+                                 f"health: {runner.base_url}/api/health"], stop)
 
 
 async def start_demo_saas(ctx: StackContext) -> Started:

@@ -1,6 +1,6 @@
 """Start and stop Azurite (from the project's node_modules) with its data in a temporary folder.
 
-Flags measured on these machines (platform notes §3): --disableTelemetry stops an outbound attempt,
+Flags measured on the CI machines: --disableTelemetry stops an outbound attempt,
 --skipApiVersionCheck lets azure-storage-queue 12.18 (x-ms-version 2026-10-06) talk to Azurite 3.35.
 """
 

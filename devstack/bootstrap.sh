@@ -16,7 +16,7 @@ py_hash="$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1
 if [ "$(cat .venv/.requirements.sha256 2>/dev/null)" != "$py_hash" ]; then
   echo "bootstrap: installing Python packages (first run takes about a minute)"
   # Byte-compiling at install time matters: PYTHONDONTWRITEBYTECODE is set on these machines,
-  # so without it every process would recompile msgraph-sdk (platform notes §0).
+  # so without it every process would recompile msgraph-sdk (measured on the CI machines).
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
   echo "$py_hash" > .venv/.requirements.sha256
 fi

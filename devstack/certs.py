@@ -1,15 +1,18 @@
 """A local certificate authority for the HTTPS stand-ins (Entra ID / Graph simulator, Key Vault dev server).
 
-msal accepts only https authorities and the Key Vault client refuses bearer tokens over http (platform
-notes §5, §6), so the stand-ins serve TLS with a server certificate from this CA. Clients trust the CA
+msal accepts only https authorities and the Key Vault client refuses bearer tokens over http, so the stand-ins serve
+TLS with a server certificate from this CA. Clients trust the CA
 through configuration (LOCAL_CA_BUNDLE); nothing turns verification off.
 
-Files live in ``.devstack/ca/`` (gitignored), made on first use and reused afterwards.
+Files live in ``.devstack/ca/`` (gitignored) or the folder the devstack setting ``DEVSTACK_CA_DIR`` names, made on
+first use and reused afterwards. Making them holds an exclusive lock on ``.lock`` in that folder, so stand-ins
+started at the same moment on a fresh checkout make one CA and one server certificate signed by it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import ipaddress
 import os
 import ssl
@@ -18,12 +21,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CA_DIR = ROOT / ".devstack" / "ca"
+CA_DIR_SETTING = "DEVSTACK_CA_DIR"
+
+
+def ca_dir() -> Path:
+    """The folder of the local CA: ``DEVSTACK_CA_DIR`` when set, else ``.devstack/ca``."""
+    configured = os.environ.get(CA_DIR_SETTING)
+    return Path(configured).expanduser().resolve() if configured else DEFAULT_CA_DIR
 
 
 @dataclass(frozen=True)
@@ -41,12 +52,35 @@ class CertPaths:
         return ssl.create_default_context(cafile=str(self.ca_pem))
 
 
-def ensure_certs(directory: Path = DEFAULT_CA_DIR) -> CertPaths:
-    """The CA and server certificate in ``directory``, generated if any file is missing or expiring."""
+def ensure_certs(directory: Path | None = None) -> CertPaths:
+    """The CA and server certificate in ``directory`` (default: ``ca_dir()``), generated if any file is missing
+    or expiring."""
+    directory = directory or ca_dir()
     paths = CertPaths(directory / "ca.pem", directory / "server.pem", directory / "server-key.pem")
-    if all(p.exists() for p in (paths.ca_pem, paths.server_pem, paths.server_key)) and _still_valid(paths):
+    if _complete(paths):
         return paths
     directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not _complete(paths):  # another process may have made them while this one waited
+            _generate(paths)
+    return paths
+
+
+def _complete(paths: CertPaths) -> bool:
+    """All three files present, the server certificate not expiring and signed by this CA."""
+    if not all(p.exists() for p in (paths.ca_pem, paths.server_pem, paths.server_key)):
+        return False
+    server = x509.load_pem_x509_certificate(paths.server_pem.read_bytes())
+    ca = x509.load_pem_x509_certificate(paths.ca_pem.read_bytes())
+    try:
+        server.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return server.not_valid_after_utc > dt.datetime.now(dt.UTC) + dt.timedelta(days=7)
+
+
+def _generate(paths: CertPaths) -> None:
     ca_key, ca_cert = _make_ca()
     server_key, server_cert = _make_server_cert(ca_key, ca_cert)
     _write(paths.server_key, server_key.private_bytes(
@@ -55,12 +89,6 @@ def ensure_certs(directory: Path = DEFAULT_CA_DIR) -> CertPaths:
            + ca_cert.public_bytes(serialization.Encoding.PEM))
     # The CA last: its presence is what marks the set complete for a concurrent reader.
     _write(paths.ca_pem, ca_cert.public_bytes(serialization.Encoding.PEM))
-    return paths
-
-
-def _still_valid(paths: CertPaths) -> bool:
-    cert = x509.load_pem_x509_certificate(paths.server_pem.read_bytes())
-    return cert.not_valid_after_utc > dt.datetime.now(dt.UTC) + dt.timedelta(days=7)
 
 
 def _write(path: Path, data: bytes, mode: int = 0o644) -> None:

@@ -1,5 +1,5 @@
 """Key Vault dev server: the secrets REST API the real azure-keyvault-secrets client uses, over HTTPS with
-the local CA and Key Vault's 401 bearer challenge (platform notes §6).
+the local CA and Key Vault's 401 bearer challenge, which the client answers before it sends a token.
 
 Follows the Key Vault secrets REST reference (set, get, list, versions, update, delete with soft delete,
 deleted secrets, recover, purge) and its error bodies. It accepts the static bearer tokens of the

@@ -48,7 +48,8 @@ def start_simulator(port: int = M365_PORT, state_file: Path | None = None, seed:
         if state_file is not None:
             state_file.parent.mkdir(parents=True, exist_ok=True)
             state.save(state_file)
-    # The local runner serves the product's webhook on http://127.0.0.1 (graph-notes §2.8 wants https).
+    # The local runner serves the product's webhook on http://127.0.0.1 (Create subscription,
+    # https://learn.microsoft.com/en-us/graph/api/subscription-post-subscriptions, wants https).
     state.switches.allow_http_loopback_urls = True
     return Simulator(state=state, port=port, certs=ensure_certs(), state_file=state_file).start()
 

@@ -6,4 +6,5 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 echo "== ruff"; .venv/bin/ruff check .
 echo "== mypy"; .venv/bin/mypy
+echo "== architecture"; .venv/bin/lint-imports --no-cache
 echo "== pytest"; .venv/bin/python -m pytest -m "not slow" "$@"

@@ -23,9 +23,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from shared.errors import ConfigError
-from shared.ops.redaction import register_secret
+from shared.redaction import register_secret
 
-# Queue names (design.md "Queues and messages"); the host adds the `-poison` twins.
+# Queue names; the host adds the `-poison` twins.
 SYNC_QUEUE = "sync"
 OUTBOUND_QUEUE = "outbound"
 SUBSCRIPTIONS_QUEUE = "subscriptions"
@@ -78,7 +78,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
           "notification, lifecycle and OAuth callback URLs hang off it.", required=True),
     _spec("CLIENT_STATE_KEYS", "Subscription clientState MAC keys, 'kid:base64key' comma-separated, "
           "current first; later ones are still accepted (rotation).", required=True, secret=True),
-    _spec("CONNECT_SIGNING_KEY", "Base64 key (>= 32 bytes) signing connect links and result tokens.",
+    _spec("CONNECT_SIGNING_KEY", "Base64 key (>= 32 bytes) from which the keys sealing (encrypting and "
+          "authenticating) connect links and result tokens are derived.",
           required=True, secret=True),
     _spec("ALLOWED_RETURN_URLS", "Comma-separated return URLs the connect flow may redirect to "
           "(exact scheme, host, port and path).", required=True),
@@ -166,6 +167,16 @@ class StorageSettings:
 class ClientStateKey:
     key_id: str
     key: bytes = field(repr=False)
+
+
+# Settings whose features are not built yet: a value that turns one on is refused, rather than accepted
+# and silently ignored. Each entry goes when its feature lands.
+_NOT_BUILT_YET = {
+    "CLIENT_CERTIFICATE_NAME": "client_certificate_name",
+    "PER_CALENDAR_SUBSCRIPTIONS": "per_calendar_subscriptions",
+    "SAAS_CALLBACK_URL": "saas_callback_url",
+    "SHARED_CALENDARS": "shared_calendars",
+}
 
 
 @dataclass(frozen=True)
@@ -261,6 +272,9 @@ class Settings:
             shared_calendars=r.get("SHARED_CALENDARS", _bool),
             shared_poll_minutes=r.get("SHARED_POLL_MINUTES", _positive_int),
         )
+        for name, key in _NOT_BUILT_YET.items():
+            if values[key]:
+                reader.problems.append(f"{name}: not supported yet; leave it empty or false")
         if values["client_secret"] is None and values["client_certificate_name"] is None \
                 and not {"CLIENT_SECRET", "CLIENT_CERTIFICATE_NAME"} & reader.unresolved:
             reader.problems.append("CLIENT_SECRET or CLIENT_CERTIFICATE_NAME: set one of the two")

@@ -26,11 +26,6 @@ def json_result(status: int, payload: Mapping[str, Any]) -> HttpResult:
     return HttpResult(status, json.dumps(payload, sort_keys=True).encode(), "application/json")
 
 
-def error_result(status: int, code: str, message: str) -> HttpResult:
-    """A JSON error for API callers (the SaaS backend): a stable code and a sentence."""
-    return json_result(status, {"error": {"code": code, "message": message}})
-
-
 def redirect(location: str) -> HttpResult:
     return HttpResult(302, b"", headers={"Location": location, "Cache-Control": "no-store"})
 

@@ -9,7 +9,7 @@ still running the previous release read messages that the new one wrote with a n
 unknown version, or a known field that is missing or mistyped, is still refused. So: a new field must be
 optional with a default that means "as before", and anything else takes a new version.
 
-Two envelope fields travel with any kind (shared/ops/dispatch.py sets them when it re-sends a throttled
+Two envelope fields travel with any kind (shared/dispatch.py sets them when it re-sends a throttled
 message): ``enqueued_at``, the epoch time the first copy was enqueued, and ``throttled``, how many times it
 was re-sent because Graph asked to wait. Both are left out of the JSON while unset, and of equality, so
 that a re-sent message is still the same message to coalescing and deduplication.
@@ -91,6 +91,14 @@ class Unsubscribe(Message):
 
 
 @dataclass(frozen=True)
+class Purge(Message):
+    """Delete a purged account's rows, one slice per message (shared/accounts/purge.py)."""
+
+    kind: ClassVar[str] = "purge"
+    queue: ClassVar[str] = SUBSCRIPTIONS_QUEUE  # account-level work, beside unsubscribe
+
+
+@dataclass(frozen=True)
 class Outbound(Message):
     """Carry one booking's desired version to Outlook."""
 
@@ -101,7 +109,7 @@ class Outbound(Message):
 
 
 MESSAGE_TYPES: dict[str, type[Message]] = {
-    cls.kind: cls for cls in (Sync, Subscribe, Renew, Reauthorize, Unsubscribe, Outbound)
+    cls.kind: cls for cls in (Sync, Subscribe, Renew, Reauthorize, Unsubscribe, Purge, Outbound)
 }
 
 # Fields that must be non-empty strings beyond `account`.

@@ -8,7 +8,7 @@ import json
 import requests
 
 from shared.config import QUEUES
-from shared.services import Services
+from shared.context import Services
 from shared.store.ports import TABLES
 
 

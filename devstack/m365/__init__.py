@@ -1,7 +1,7 @@
 """Microsoft 365 simulator: Entra ID sign-in (identity.py), Microsoft Graph (graph.py), its control API
 (control.py), all over one in-memory state (state.py), served by server.py.
 
-It follows the documented services (/work/shared/graph-notes.md and the public docs), never the
+It follows the documented services (Microsoft's public docs, cited beside the code), never the
 product's expectations; behaviour the docs do not state is a named switch in ``state.Switches``,
 marked assumed. subscriptions.py (subscriptions), notifications.py (handshake, change and lifecycle
 notifications) and throttling.py (per-mailbox throttling, injected faults) extend Graph; part 3 adds

@@ -216,7 +216,8 @@ class Control:
                                       "mailboxes": dict(self.state.mailbox_counts),
                                       "mailboxRoutes": {m: dict(c) for m, c in per_mailbox.items()},
                                       "throttled": dict(self.state.throttle_counts),
-                                      "notifications": dict(self.state.notification_counts)})
+                                      "notifications": dict(self.state.notification_counts),
+                                      "invitations": dict(self.state.invitations)})
 
     async def add_fault(self, request: web.Request) -> web.Response:
         """``{"path": glob, "status": 429|500|503|504|"timeout"|"delay", "count": n, "method"?, "retryAfter"?,

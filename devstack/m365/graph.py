@@ -58,6 +58,7 @@ class Caller:
     scopes: frozenset[str]
     roles: frozenset[str]
     expires_at: float = 0.0  # the access token's exp
+    object_id: str = ""  # the token's oid: the user, or the app's service principal in the tenant
 
     @property
     def app_only(self) -> bool:
@@ -127,7 +128,7 @@ class GraphAuth:
                                                 claims=base64.b64encode(claims_json.encode()).decode()))
         return Caller(tenant_id=claims.get("tid", ""), client_id=claims.get("appid", ""), user=user,
                       scopes=frozenset(claims.get("scp", "").split()), roles=frozenset(claims.get("roles", [])),
-                      expires_at=float(claims.get("exp", 0)))
+                      expires_at=float(claims.get("exp", 0)), object_id=str(claims.get("oid", "")))
 
 
 class Graph:
@@ -148,12 +149,14 @@ class Graph:
             ]
         return table
 
-    def _handle(self, handler: Callable[[web.Request, Caller], Awaitable[web.Response]]) -> Handler:
+    def _handle(self, handler: Callable[[web.Request, Caller], web.Response]) -> Handler:
+        """Route a synchronous handler: it runs under the state lock, which is a thread lock (tests read the
+        state from their own thread) and so must never be held across an await."""
         async def wrapped(request: web.Request) -> web.Response:
             try:
                 caller = self.auth.authenticate(request)
                 with self.state.lock:
-                    return await handler(request, caller)
+                    return handler(request, caller)
             except GraphError as exc:
                 return graph_error_response(request, self.state, exc)
         return wrapped
@@ -172,7 +175,7 @@ class Graph:
                              "queried reference-property objects are not present.")
         return user
 
-    async def get_user(self, request: web.Request, caller: Caller) -> web.Response:
+    def get_user(self, request: web.Request, caller: Caller) -> web.Response:
         user = self._target_user(request, caller)
         if caller.user is None:
             allowed = bool(caller.roles & USER_ROLES)
@@ -184,7 +187,7 @@ class Graph:
 
     # --- mailbox -----------------------------------------------------------------------------
 
-    def _mailbox_owner(self, request: web.Request, caller: Caller) -> User:
+    def mailbox_owner(self, request: web.Request, caller: Caller) -> User:
         key = request.match_info.get("user")
         if key is None:
             if caller.user is None:
@@ -201,8 +204,9 @@ class Graph:
             raise mailbox_not_enabled()
         return owner
 
-    def _visible_calendars(self, caller: Caller, owner: User) -> list[tuple[Calendar, bool]]:
-        """The owner's calendars the caller may see, each with canEdit (graph-notes §8)."""
+    def visible_calendars(self, caller: Caller, owner: User) -> list[tuple[Calendar, bool]]:
+        """The owner's calendars the caller may see, each with canEdit (Get shared or delegated Outlook calendar and
+        its events, https://learn.microsoft.com/en-us/graph/outlook-get-shared-events-calendars)."""
         owned = self.state.calendars_of(owner.id)
         if caller.user is None:
             if not caller.roles & CALENDAR_ROLES:
@@ -226,29 +230,29 @@ class Graph:
         return visible
 
     def _one_calendar(self, request: web.Request, caller: Caller) -> tuple[User, Calendar, bool]:
-        owner = self._mailbox_owner(request, caller)
-        visible = self._visible_calendars(caller, owner)
+        owner = self.mailbox_owner(request, caller)
+        visible = self.visible_calendars(caller, owner)
         wanted = request.match_info.get("calendar")
         for calendar, can_edit in visible:
             if (wanted is None and calendar.is_default) or calendar.id == wanted:
                 return owner, calendar, can_edit
         raise GraphError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
 
-    async def list_calendars(self, request: web.Request, caller: Caller) -> web.Response:
-        owner = self._mailbox_owner(request, caller)
-        visible = self._visible_calendars(caller, owner)
+    def list_calendars(self, request: web.Request, caller: Caller) -> web.Response:
+        owner = self.mailbox_owner(request, caller)
+        visible = self.visible_calendars(caller, owner)
         return odata_json(request, f"users('{owner.id}')/calendars",
                           {"value": [calendar_json(c, owner, e, caller) for c, e in visible]})
 
-    async def get_calendar(self, request: web.Request, caller: Caller) -> web.Response:
+    def get_calendar(self, request: web.Request, caller: Caller) -> web.Response:
         owner, calendar, can_edit = self._one_calendar(request, caller)
         body = calendar_json(calendar, owner, can_edit, caller)
         return odata_json(request, f"users('{owner.id}')/calendars/$entity", body)
 
-    async def get_default_calendar(self, request: web.Request, caller: Caller) -> web.Response:
-        return await self.get_calendar(request, caller)
+    def get_default_calendar(self, request: web.Request, caller: Caller) -> web.Response:
+        return self.get_calendar(request, caller)
 
-    async def list_permissions(self, request: web.Request, caller: Caller) -> web.Response:
+    def list_permissions(self, request: web.Request, caller: Caller) -> web.Response:
         owner, calendar, _ = self._one_calendar(request, caller)
         # Only the owner (or an app) sees the permissions; a sharee or delegate gets an empty collection.
         is_owner = caller.user is None or caller.user.id == owner.id
@@ -298,6 +302,29 @@ def odata_json(request: web.Request, context: str, body: dict[str, Any], status:
     """A Graph JSON answer with its ``@odata.context``."""
     origin = f"{request.scheme}://{request.host}"
     return web.json_response({"@odata.context": f"{origin}/v1.0/$metadata#{context}", **body}, status=status)
+
+
+def async_route(state: SimState, auth: GraphAuth,
+                handler: Callable[[web.Request, Caller], Awaitable[web.Response]]) -> Handler:
+    """Route a handler that awaits (it must not hold the state lock across its awaits), answering GraphError in
+    Graph's shape."""
+    async def wrapped(request: web.Request) -> web.Response:
+        try:
+            return await handler(request, auth.authenticate(request))
+        except GraphError as exc:
+            return graph_error_response(request, state, exc)
+    return wrapped
+
+
+async def read_body(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object, or Graph's 400 for anything else."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise GraphError(400, "BadRequest", "Unable to read JSON request payload.") from None
+    if not isinstance(body, dict):
+        raise GraphError(400, "BadRequest", "Unable to read JSON request payload.")
+    return body
 
 
 def graph_error_response(request: web.Request, state: SimState, exc: GraphError) -> web.Response:

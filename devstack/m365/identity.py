@@ -1,8 +1,12 @@
 """Entra ID (v2.0 endpoints) as the real msal talks to it: OIDC discovery, JWKS, authorize with a consent
 page, token (authorization_code with PKCE, refresh_token, client_credentials), admin consent.
 
-Sources: graph-notes §7 (endpoints, PKCE, scopes, refresh tokens, the errors users hit), platform-notes
-§5 (what msal checks), and the Microsoft identity platform docs for payload shapes. Error texts follow
+Sources: Microsoft identity platform and OAuth 2.0 authorization code flow,
+https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-auth-code-flow; Refresh tokens in the
+Microsoft identity platform, https://learn.microsoft.com/en-us/entra/identity-platform/refresh-tokens; Microsoft
+Entra authentication and authorization error codes,
+https://learn.microsoft.com/en-us/entra/identity-platform/reference-error-codes; and what msal checks (an https
+authority, the issuer, the hashed nonce). Error texts follow
 Entra's; codes the docs do not confirm are listed as assumed in docs/devstack.md.
 """
 
@@ -448,7 +452,7 @@ class Identity:
             raise invalid_grant(700082, f"The refresh token has expired due to inactivity. The token was issued on "
                                 f"{issued} and was inactive for {state.switches.refresh_inactivity_days}.00:00:00.")
         # Revocation (revokeSignInSessions) kills every refresh token; a password reset only those of public
-        # clients (graph-notes §7.3).
+        # clients (Refresh tokens in the Microsoft identity platform, https://learn.microsoft.com/en-us/entra/identity-platform/refresh-tokens).
         revoked_at = max(user.tokens_valid_from, 0 if token.confidential else user.password_changed_at)
         if token.auth_time < revoked_at:
             raise invalid_grant(50173, "The provided grant has expired due to it being revoked, a fresh auth token "
@@ -502,7 +506,7 @@ class Identity:
                 "ver": "2.0", "uti": new_id(),
             }
             if nonce:
-                id_claims["nonce"] = nonce  # msal sends the hashed nonce and expects it back (platform notes §5)
+                id_claims["nonce"] = nonce  # msal sends the hashed nonce and expects it back (msal checks it)
             body["id_token"] = self.signer.sign(id_claims)
             state.record_issued("id_token", body["id_token"], app.client_id, user.id)
         if form.get("client_info") == "1":

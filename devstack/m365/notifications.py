@@ -1,9 +1,12 @@
-"""Change and lifecycle notifications: built in Graph's shapes (graph-notes §2.6, §2.7), queued in the state's
-outbox and POSTed by a background task of the simulator's event loop, never inside the request that caused
-them. Delivery follows graph-notes §2.5 on the simulated clock: 3 s timeout, >2,900 ms counts as slow, the
-slow-endpoint rule (delay, then drop), retries for 4 hours, then ``missed``. Also the validation handshake
-(§2.4), which shares the HTTP client.
-"""
+"""Change and lifecycle notifications: built in Graph's shapes, queued in the state's outbox and POSTed by a
+background task of the simulator's event loop, never inside the request that caused them.
+
+Delivery follows "Receive change notifications through webhooks"
+(https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks) on the simulated clock: 3 s
+timeout, >2,900 ms counts as slow, the slow-endpoint rule (delay, then drop), retries for 4 hours, then ``missed``
+("Reduce missing subscriptions and change notifications",
+https://learn.microsoft.com/en-us/graph/change-notifications-lifecycle-events). Also the validation handshake
+(same webhooks page), which shares the HTTP client."""
 
 from __future__ import annotations
 
@@ -68,8 +71,10 @@ class Notifier:
     # --- queueing (sync; callers may hold the state lock) ----------------------------------------
 
     def fire_change(self, mailbox_id: str, calendar_id: str | None, event_id: str, change_type: str,
-                    etag: str | None = None) -> int:
-        """Queue ``change_type`` on an event for every subscription watching it; returns how many items."""
+                    etag: str | None = None, immutable_id: str | None = None) -> int:
+        """Queue ``change_type`` on an event for every subscription watching it; returns how many items. A
+        subscription created with Prefer: IdType="ImmutableId" hears ``immutable_id`` when there is one
+        (Obtain immutable identifiers for Outlook resources, https://learn.microsoft.com/en-us/graph/outlook-immutable-id)."""
         queued = 0
         etag = etag or b64url(new_id().encode())[:22]
         with self.state.lock:
@@ -79,10 +84,14 @@ class Notifier:
                     continue
                 kinds = [change_type]
                 if change_type == "created" and self.state.switches.create_also_updated:
-                    kinds.append("updated")  # graph-notes §2.6: one create can yield created and updated
+                    # Receive change notifications through webhooks,
+                    # https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks: one create can
+                    # yield created and updated
+                    kinds.append("updated")
                 for kind in kinds:
                     if kind in sub.change_types:
-                        queued += self._enqueue(sub, change_item(sub, kind, event_id, etag), lifecycle=False)
+                        seen = immutable_id if immutable_id and sub.id_type == "ImmutableId" else event_id
+                        queued += self._enqueue(sub, change_item(sub, kind, seen, etag), lifecycle=False)
         return queued
 
     def _watches(self, sub: Subscription, calendar_id: str | None, default: str | None) -> bool:
@@ -103,7 +112,9 @@ class Notifier:
         plans = self.state.notification_plans
         if not lifecycle:
             if sub.paused:
-                # graph-notes §2.7: changes made while paused are lost.
+                # Reduce missing subscriptions and change notifications,
+                # https://learn.microsoft.com/en-us/graph/change-notifications-lifecycle-events: changes made while
+                # paused are lost.
                 counts["lost_while_paused"] += 1
                 return 0
             if plans.get("drop", 0) > 0:
@@ -138,7 +149,9 @@ class Notifier:
 
     def tick(self) -> None:
         """Remove expired subscriptions, fire reauthorizationRequired before token or subscription expiry,
-        pause subscriptions whose reauthorization went unanswered (graph-notes §2.7, §2.8)."""
+        pause subscriptions whose reauthorization went unanswered (Reduce missing subscriptions and change
+        notifications, https://learn.microsoft.com/en-us/graph/change-notifications-lifecycle-events, Outlook change
+        notifications overview (https://learn.microsoft.com/en-us/graph/outlook-change-notifications-overview))."""
         s = self.state.switches
         with self.state.lock:
             now = self.state.clock.now()
@@ -202,7 +215,9 @@ class Notifier:
         return stats
 
     def _endpoint_state(self, url: str, now: float) -> str:
-        """"ok", "throttled" or "dropping" (graph-notes §2.5: judged after 100 notifications per window)."""
+        """"ok", "throttled" or "dropping" (Receive change notifications through webhooks,
+        https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks: judged after 100 notifications
+        per window)."""
         s = self.state.switches
         stats = self._endpoint(url, now)
         if stats.sent < s.slow_sample_size:
@@ -275,7 +290,7 @@ class Notifier:
                 o.due_at = retry_at
                 self.state.outbox.append(o)
 
-    # --- validation handshake (graph-notes §2.4) -------------------------------------------------
+    # --- validation handshake (the webhooks page above) ------------------------------------------
 
     async def validate(self, url: str) -> bool:
         """POST ``{url}?validationToken=…`` with an empty body; True only for 200, text/plain and the decoded

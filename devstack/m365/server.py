@@ -15,6 +15,8 @@ from aiohttp.typedefs import Handler
 
 from devstack.certs import CertPaths, ensure_certs
 from devstack.m365.control import Control
+from devstack.m365.eventcontrol import EventControl
+from devstack.m365.events import EventOps, Events
 from devstack.m365.graph import Graph, GraphAuth, GraphError, graph_error_response
 from devstack.m365.identity import Identity, Signer
 from devstack.m365.notifications import Notifier
@@ -40,6 +42,7 @@ def build_app(state: SimState, signer: Signer, state_file: Path | None = None,
         is_graph = request.path.startswith("/v1.0/")
         # Graph answers with the client's client-request-id, or its own request id when none was sent.
         request[CLIENT_REQUEST_ID] = client_request_id or request_id
+        log = state.requests  # a request still running when the state is reset is not logged in the fresh one
         response: web.StreamResponse
         try:
             response = await handler(request)
@@ -56,7 +59,7 @@ def build_app(state: SimState, signer: Signer, state_file: Path | None = None,
             response.headers["x-ms-request-id"] = request_id
             if client_request_id:
                 response.headers["client-request-id"] = client_request_id
-        if not request.path.startswith("/_sim/"):
+        if not request.path.startswith("/_sim/") and state.requests is log:
             route = request.match_info.route.resource.canonical if request.match_info.route.resource else "?"
             with state.lock:
                 state.log_request(LoggedRequest(
@@ -79,7 +82,11 @@ def build_app(state: SimState, signer: Signer, state_file: Path | None = None,
     app = web.Application(middlewares=[around, gate_middleware(state, auth)])
     app.cleanup_ctx.append(deliver_in_background)
     app.add_routes(Identity(state, signer).routes())
-    app.add_routes(Graph(state, auth).routes())
+    graph = Graph(state, auth)
+    event_ops = EventOps(state, notifier)
+    app.add_routes(graph.routes())
+    app.add_routes(Events(state, auth, graph, event_ops).routes())
+    app.add_routes(EventControl(state, event_ops).routes())
     app.add_routes(subscriptions.routes())
     app.add_routes(Control(state, after_user_action=subscriptions.after_user_action,
                            after_clock=lambda: notifier.flush(10)).routes())

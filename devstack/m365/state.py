@@ -18,11 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devstack.m365.eventstore import Event, EventStore
+
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 OIDC_SCOPES = frozenset({"openid", "profile", "offline_access", "email"})
 
-# Graph permissions the simulator knows (graph-notes §7.2 and the Graph permissions reference).
+# Graph permissions the simulator knows (Microsoft Graph permissions reference,
+# https://learn.microsoft.com/en-us/graph/permissions-reference).
 DELEGATED_SCOPES = frozenset({
     "User.Read", "User.ReadBasic.All", "User.Read.All",
     "Calendars.ReadBasic", "Calendars.Read", "Calendars.ReadWrite",
@@ -50,24 +53,32 @@ class Switches:
 
     access_token_seconds: int = 3600  # assumed: Entra varies 60-90 minutes; a fixed hour is predictable
     code_seconds: int = 600  # documented: codes are short-lived, "about 10 minutes"
-    refresh_inactivity_days: int = 90  # documented (graph-notes §7.3)
+    # documented (Refresh tokens in the Microsoft identity platform,
+    # https://learn.microsoft.com/en-us/entra/identity-platform/refresh-tokens)
+    refresh_inactivity_days: int = 90
     # assumed: the error of a mailbox call for a user who was deleted (field reports also show ErrorInvalidUser)
     deleted_user_mailbox_code: str = "ErrorItemNotFound"
 
-    # --- subscriptions (graph-notes §2.1-2.3, §2.8) ---
-    # documented: 10,080 minutes in the newer lifetime include, 4,230 in the older docs (graph-notes §2.2)
+    # --- subscriptions (subscription resource type,
+    # https://learn.microsoft.com/en-us/graph/api/resources/subscription) ---
+    # documented: 10,080 minutes in the newer subscription lifetime table, 4,230 in older versions
     subscription_max_minutes: int = 10080
     subscription_min_minutes: int = 45  # documented: an earlier expiry is set to 45 minutes (subscription resource)
     # "refuse": 400 ExtensionError "Subscription expiration can only be N minutes in the future." (field report,
     # microsoft-graph-docs-contrib#7726; the docs say such requests "will fail"); "clamp": set to the maximum (assumed)
     subscription_over_max: str = "refuse"
-    # reported, unverified (graph-notes §2.1, §9.8): me/events fires only for the default calendar
+    # reported, unverified (microsoft-graph-docs-contrib#51): me/events fires only for the default calendar
     events_default_calendar_only: bool = False
-    per_calendar_subscriptions: bool = True  # assumed: users/{id}/calendars/{id}/events is undocumented (§2.1)
+    per_calendar_subscriptions: bool = True  # assumed: users/{id}/calendars/{id}/events is undocumented
     allow_http_loopback_urls: bool = False  # assumed/local: admit http://127.0.0.1 and http://localhost URLs
-    subscriptions_per_mailbox: int = 1000  # documented (graph-notes §2.8)
-    validation_timeout_seconds: float = 10  # documented (graph-notes §2.4)
-    # --- change notifications (graph-notes §2.5, §2.6) ---
+    # documented (Outlook change notifications overview,
+    # https://learn.microsoft.com/en-us/graph/outlook-change-notifications-overview)
+    subscriptions_per_mailbox: int = 1000
+    # documented (Receive change notifications through webhooks,
+    # https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks)
+    validation_timeout_seconds: float = 10
+    # --- change notifications (Receive change notifications through webhooks,
+    # https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks) ---
     delivery_timeout_seconds: float = 3  # documented
     slow_response_ms: float = 2900  # documented
     slow_sample_size: int = 100  # documented: judged after 100 notifications
@@ -78,19 +89,42 @@ class Switches:
     retry_for_seconds: float = 4 * 3600  # documented: retries for up to 4 hours
     retry_interval_seconds: float = 60  # assumed: the docs give no schedule for an unthrottled endpoint
     notifications_per_batch: int = 100  # assumed: the docs give no batch size
-    create_also_updated: bool = True  # reported (graph-notes §2.6, §9.7): a create also yields "updated"
+    create_also_updated: bool = True  # reported (microsoft-graph-docs#7598): a create also yields "updated"
     duplicate_notifications: bool = False  # assumed quirk: every notification sent twice
     batch_across_subscriptions: bool = True  # documented: one POST may carry several subscriptions' items
-    # --- lifecycle notifications (graph-notes §2.7) ---
+    # --- lifecycle notifications (https://learn.microsoft.com/en-us/graph/change-notifications-lifecycle-events) ---
     reauthorization_lead_seconds: float = 900  # assumed: how long before token or subscription expiry it fires
     # assumed: after reauthorizationRequired, notifications keep flowing this long, then pause until reauthorized
     pause_after_reauthorization_seconds: float = 3600
-    # --- throttling per app and mailbox (graph-notes §3.1, §3.2) ---
+    # --- throttling per app and mailbox (https://learn.microsoft.com/en-us/graph/throttling-limits,
+    # https://learn.microsoft.com/en-us/graph/throttling) ---
     throttle_concurrency: int = 4  # documented
     throttle_requests: int = 10000  # documented: per window
     throttle_window_seconds: float = 600  # documented: 10 minutes
     throttle_writes: int = 10000  # assumed: writes have their own budget, set it lower to throttle writes first
     throttle_concurrency_retry_after: int = 1  # assumed: Retry-After of a MailboxConcurrency 429
+    # --- events (event resource type, https://learn.microsoft.com/en-us/graph/api/resources/event) ---
+    events_page_size: int = 10  # assumed: a list page without $top or Prefer: odata.maxpagesize
+    if_match: str = "enforce"  # assumed: "enforce" answers a stale If-Match with 412, "ignore" does not check
+    # assumed: a create repeating a transactionId answers "created" (201 with the existing event), "ok" (200 with
+    # it) or "conflict" (409), within transaction_window_seconds of the first create
+    transaction_duplicate: str = "created"
+    transaction_window_seconds: float = 86400
+    all_day_floating: bool = True  # assumed: all-day events come back at midnight whatever outlook.timezone says
+    # --- what Exchange does to a write (assumed, default on) ---
+    text_body_as_html: bool = True  # a text body comes back as HTML
+    derive_body_preview: bool = True  # bodyPreview is the body's text, at most 255 characters
+    trim_location: bool = True  # a location displayName loses surrounding blanks
+    change_key_on_reply: bool = True  # an attendee's reply moves the organizer's change key
+    send_invitations: bool = True  # a write with attendees sends invitations (counted per organizer)
+    attendee_copies: bool = True  # an attendee who is a simulated mailbox gets a copy of the event
+    # assumed: a move to another calendar notifies "deleted" (old calendar) and "created" (new calendar), or
+    # "updated" once
+    move_notifications: str = "deleted-created"
+    # --- $batch (Combine multiple HTTP requests using JSON batching,
+    # https://learn.microsoft.com/en-us/graph/json-batching) ---
+    batch_max_requests: int = 20  # documented
+    batch_outlook_concurrency: int = 4  # documented (throttling limits: Outlook service limits for JSON batching)
 
 
 @dataclass
@@ -232,7 +266,7 @@ class Issued:
 
 @dataclass
 class Subscription:
-    """A change-notification subscription (graph-notes §2). Times are simulated seconds."""
+    """A change-notification subscription (subscription resource type). Times are simulated seconds."""
 
     id: str
     resource: str  # as the client sent it
@@ -355,6 +389,8 @@ class SimState:
     throttle_counts: Counter[str] = field(default_factory=Counter)  # 429s per "app|mailbox"
     in_flight: Counter[str] = field(default_factory=Counter)  # running requests per "app|mailbox"
     request_times: dict[str, list[float]] = field(default_factory=dict)  # "app|mailbox[|write]" -> times in window
+    events: EventStore = field(default_factory=EventStore)
+    invitations: Counter[str] = field(default_factory=Counter)  # invitations sent, per organizer mailbox
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def reset(self) -> None:
@@ -495,6 +531,8 @@ class SimState:
     def to_json(self) -> str:
         data: dict[str, Any] = {name: [dataclasses.asdict(v) for v in getattr(self, name).values()]
                                 for name in _PERSISTED}
+        data["events"] = [dataclasses.asdict(e) for e in self.events.events.values() if not e.generated]
+        data["generated_events"] = self.events.generated
         data["clock_offset"] = self.clock.offset
         data["switches"] = dataclasses.asdict(self.switches)
         return json.dumps(data, indent=1)
@@ -506,6 +544,8 @@ class SimState:
 
     @classmethod
     def load(cls, path: Path) -> SimState:
+        from devstack.m365.seeding import generate_events  # seeding builds on the state
+
         data = json.loads(path.read_text())
         state = cls(clock=Clock(data.get("clock_offset", 0.0)), switches=Switches(**data.get("switches", {})))
         for name, (kind, key_of) in _PERSISTED.items():
@@ -513,6 +553,10 @@ class SimState:
             for item in data.get(name, []):
                 obj = _from_dict(kind, item)
                 target[key_of(obj)] = obj
+        for item in data.get("events", []):
+            state.events.add(Event(**item))
+        for spec in data.get("generated_events", []):
+            generate_events(state, spec)  # large mailboxes are regenerated from their seed, not loaded
         return state
 
 

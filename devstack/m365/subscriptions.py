@@ -1,6 +1,16 @@
-"""Graph subscriptions (graph-notes §2.1-§2.4, §2.7, §2.8): POST/GET/PATCH/DELETE /v1.0/subscriptions and
-POST /v1.0/subscriptions/{id}/reauthorize, for Outlook event resources, with the validation handshake on
-both URLs; plus the control routes that fire changes and lifecycle events and shape delivery.
+"""Graph subscriptions: POST/GET/PATCH/DELETE /v1.0/subscriptions and POST /v1.0/subscriptions/{id}/reauthorize,
+for Outlook event resources, with the validation handshake on both URLs; plus the control routes that fire
+changes and lifecycle events and shape delivery.
+
+Sources: Outlook change notifications overview,
+https://learn.microsoft.com/en-us/graph/outlook-change-notifications-overview;
+subscription resource type, https://learn.microsoft.com/en-us/graph/api/resources/subscription; Create subscription,
+https://learn.microsoft.com/en-us/graph/api/subscription-post-subscriptions; Update subscription,
+https://learn.microsoft.com/en-us/graph/api/subscription-update;
+Receive change notifications through webhooks,
+https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks;
+Reduce missing subscriptions and change notifications,
+https://learn.microsoft.com/en-us/graph/change-notifications-lifecycle-events.
 
 Handlers never hold the state lock across an await: the handshake calls out to a webhook that may itself
 read the simulator.
@@ -15,16 +25,25 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from devstack.m365.graph import Caller, GraphAuth, GraphError, graph_error_response, mailbox_not_enabled, odata_json
+from devstack.m365.graph import (
+    Caller,
+    GraphAuth,
+    GraphError,
+    async_route,
+    mailbox_not_enabled,
+    odata_json,
+    read_body,
+)
 from devstack.m365.notifications import LIFECYCLE_EVENTS, Notifier, graph_time, parse_graph_time, pending
 from devstack.m365.state import SimState, Subscription, User, new_id
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 CHANGE_TYPES = ("created", "updated", "deleted")
-SUBSCRIBE_SCOPES = frozenset({"Calendars.Read", "Calendars.ReadWrite"})  # graph-notes §2.1
+# Outlook change notifications overview, https://learn.microsoft.com/en-us/graph/outlook-change-notifications-overview
+SUBSCRIBE_SCOPES = frozenset({"Calendars.Read", "Calendars.ReadWrite"})
 SUBSCRIBE_ROLES = frozenset({"Calendars.Read", "Calendars.ReadWrite"})
-CLIENT_STATE_MAX = 128  # graph-notes §2.3
+CLIENT_STATE_MAX = 128  # subscription resource type, https://learn.microsoft.com/en-us/graph/api/resources/subscription
 PATCHABLE = frozenset({"expirationDateTime", "notificationUrl"})  # subscription-update
 _RESOURCE = re.compile(r"^/?(?:me|users/(?P<user>[^/]+))(?:/calendars/(?P<calendar>[^/]+))?/events$", re.IGNORECASE)
 VALIDATION_FAILED = ("Subscription validation request failed. Notification endpoint must respond with 200 OK to "
@@ -36,7 +55,8 @@ def _bad(message: str) -> GraphError:
 
 
 def _extension_error(status: int, operation: str, reason: str) -> GraphError:
-    # Graph wraps Outlook subscription failures in ExtensionError (graph-notes §2.1 quotes one).
+    # Graph wraps Outlook subscription failures in ExtensionError (Outlook change notifications overview,
+    # https://learn.microsoft.com/en-us/graph/outlook-change-notifications-overview quotes one).
     label = {400: "BadRequest", 403: "Forbidden", 404: "NotFound"}[status]
     return GraphError(status, "ExtensionError",
                       f"Operation: {operation}; Exception: [Status Code: {label}; Reason: {reason}]")
@@ -63,12 +83,7 @@ class Subscriptions:
         ]
 
     def _handle(self, handler: Callable[[web.Request, Caller], Awaitable[web.Response]]) -> Handler:
-        async def wrapped(request: web.Request) -> web.Response:
-            try:
-                return await handler(request, self.auth.authenticate(request))
-            except GraphError as exc:
-                return graph_error_response(request, self.state, exc)
-        return wrapped
+        return async_route(self.state, self.auth, handler)
 
     # --- checks ----------------------------------------------------------------------------------
 
@@ -89,11 +104,14 @@ class Subscriptions:
             return url
         if parts.scheme == "http" and loopback and self.state.switches.allow_http_loopback_urls:
             return url
-        # graph-notes §2.8: both URLs must be https (wording assumed).
+        # Outlook change notifications overview,
+        # https://learn.microsoft.com/en-us/graph/outlook-change-notifications-overview: both URLs must be https
+        # (wording assumed).
         raise _bad(f"The {name} must be an https URL.")
 
     def _expiry(self, value: Any) -> float:
-        """graph-notes §2.2: at most subscription_max_minutes ahead (refused or clamped, per switch); anything
+        """subscription resource type, https://learn.microsoft.com/en-us/graph/api/resources/subscription: at most
+        subscription_max_minutes ahead (refused or clamped, per switch); anything
         under 45 minutes ahead becomes 45 minutes (subscription resource docs)."""
         if not isinstance(value, str):
             raise _bad("'expirationDateTime' is required.")
@@ -145,7 +163,10 @@ class Subscriptions:
         return sub
 
     async def _validate(self, *urls: str | None) -> None:
-        for url in urls:  # graph-notes §2.4: both URLs, two requests when they are the same
+        # Receive change notifications through webhooks,
+        # https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks: both URLs, two requests when
+        # they are the same
+        for url in urls:
             if url is not None and not await self.notifier.validate(url):
                 self.state.notification_counts["validations_failed"] += 1
                 raise _bad(VALIDATION_FAILED)
@@ -155,7 +176,7 @@ class Subscriptions:
     # --- routes ----------------------------------------------------------------------------------
 
     async def create(self, request: web.Request, caller: Caller) -> web.Response:
-        body = await _json_body(request)
+        body = await read_body(request)
         change_types = [c.strip() for c in str(body.get("changeType") or "").split(",") if c.strip()]
         if not change_types or any(c not in CHANGE_TYPES for c in change_types):
             raise _bad(f"'{body.get('changeType')}' is not a valid changeType: use created, updated, deleted or a "
@@ -195,11 +216,15 @@ class Subscriptions:
     def _check_quota(self, user: User) -> None:
         limit = self.state.switches.subscriptions_per_mailbox
         if sum(1 for s in self.state.subscriptions.values() if s.mailbox_id == user.id) >= limit:
-            # graph-notes §2.8: 403 with the reason in the message (wording assumed)
+            # Outlook change notifications overview,
+            # https://learn.microsoft.com/en-us/graph/outlook-change-notifications-overview: 403 with the reason in
+            # the message (wording assumed)
             raise _extension_error(403, "Create", f"The mailbox has reached its limit of {limit} subscriptions.")
 
     def _principal(self, caller: Caller) -> str:
-        return f"{caller.client_id}@{caller.tenant_id}"  # assumed stand-in for the service principal's id
+        # subscription resource type (https://learn.microsoft.com/en-us/graph/api/resources/subscription): under
+        # application permissions creatorId is the id of the app's service principal, the app token's oid.
+        return caller.object_id
 
     async def list(self, request: web.Request, caller: Caller) -> web.Response:
         with self.state.lock:
@@ -211,7 +236,7 @@ class Subscriptions:
             return self._json(request, self._owned(caller, request.match_info["id"]))
 
     async def update(self, request: web.Request, caller: Caller) -> web.Response:
-        body = await _json_body(request)
+        body = await read_body(request)
         extra = set(body) - PATCHABLE - {"@odata.type"}
         if extra:
             # subscription-update: only expirationDateTime and notificationUrl change (status assumed)
@@ -228,7 +253,9 @@ class Subscriptions:
             sub = self._owned(caller, request.match_info["id"])
             sub.expires_at = expires_at
             sub.notification_url = url or sub.notification_url
-            self._reauthorized(sub, caller)  # renewing also reauthorizes (graph-notes §2.7)
+            # renewing also reauthorizes (Reduce missing subscriptions and change notifications,
+            # https://learn.microsoft.com/en-us/graph/change-notifications-lifecycle-events)
+            self._reauthorized(sub, caller)
             return self._json(request, sub)
 
     async def delete(self, request: web.Request, caller: Caller) -> web.Response:
@@ -252,7 +279,9 @@ class Subscriptions:
     def _json(self, request: web.Request, sub: Subscription, status: int = 200) -> web.Response:
         return odata_json(request, "subscriptions/$entity", subscription_json(sub), status)
 
-    # --- part 1's control actions (graph-notes §2.7) ---------------------------------------------
+    # --- part 1's control actions (Reduce missing subscriptions and change notifications,
+    # https://learn.microsoft.com/en-us/graph/change-notifications-lifecycle-events)
+    # ---------------------------------------------
 
     def after_user_action(self, action: str, user: User, body: dict[str, Any]) -> None:
         """Lifecycle events that the directory changes of the control API cause."""
@@ -267,7 +296,8 @@ class Subscriptions:
                     sub.paused = True
         elif action in ("reset-password", "delete"):
             # Outlook removes delegated subscriptions on a password change or reset or a disabled account;
-            # app-only ones stay (graph-notes §2.7).
+            # app-only ones stay (Reduce missing subscriptions and change notifications,
+            # https://learn.microsoft.com/en-us/graph/change-notifications-lifecycle-events).
             for sub in delegated:
                 self.remove(sub, "subscriptionRemoved")
 
@@ -275,16 +305,6 @@ class Subscriptions:
         if lifecycle is not None:
             self.notifier.fire_lifecycle(sub, lifecycle)
         self.state.subscriptions.pop(sub.id, None)
-
-
-async def _json_body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise GraphError(400, "BadRequest", "Unable to read JSON request payload.") from None
-    if not isinstance(body, dict):
-        raise GraphError(400, "BadRequest", "Unable to read JSON request payload.")
-    return body
 
 
 def subscription_json(sub: Subscription) -> dict[str, Any]:

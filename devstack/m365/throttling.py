@@ -1,4 +1,6 @@
-"""Outlook throttling per app and mailbox (graph-notes §3.1, §3.2) and injected faults, as one middleware in
+"""Outlook throttling per app and mailbox (Microsoft Graph service-specific throttling limits,
+https://learn.microsoft.com/en-us/graph/throttling-limits; Microsoft Graph throttling guidance,
+https://learn.microsoft.com/en-us/graph/throttling) and injected faults, as one middleware in
 front of the Graph routes.
 
 ``Throttle.admit``/``release`` take and give back one request of an app+mailbox pair: 4 concurrent requests,
@@ -20,13 +22,15 @@ from devstack.m365.graph import GraphAuth, GraphError, graph_error_response
 from devstack.m365.state import Fault, SimState
 from devstack.serving import MAILBOX
 
-# Outlook resources under a user (graph-notes §3.1: event, calendar, calendarGroup, ...).
+# Outlook resources under a user (the throttling limits page lists event, calendar, calendarGroup, ...).
 MAILBOX_SEGMENTS = frozenset({"calendar", "calendars", "calendargroups", "calendarview", "events", "mailboxsettings"})
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 _MAILBOX_PATH = re.compile(r"^/v1\.0/(?:me|users/(?P<user>[^/]+))/(?P<segment>[^/]+)")
 
 FAULT_ERRORS: dict[int, tuple[str, str]] = {
-    # 429: graph-notes §3.2; 503/504: §3.3; codes of 500 and 504 are assumed.
+    # 429: the throttling guidance; 503/504: Microsoft Graph error responses,
+    # https://learn.microsoft.com/en-us/graph/errors;
+    # codes of 500 and 504 are assumed.
     429: ("TooManyRequests", "Too many requests."),
     500: ("generalException", "An unspecified error has occurred."),
     503: ("serviceNotAvailable", "The service is temporarily unavailable. Please retry after a delay."),
@@ -47,7 +51,7 @@ class Throttle:
         key = f"{client_id}|{mailbox_id}"
         with self.state.lock:
             now = self.state.clock.now()
-            # Usage accrues while throttled (graph-notes §3.2): refused requests count too.
+            # Usage accrues while throttled (throttling guidance): refused requests count too.
             requests = self._window(key, now)
             writes = self._window(key + "|write", now) if write else []
             if self.state.in_flight[key] >= s.throttle_concurrency:

@@ -51,7 +51,8 @@ class Runner:
         settings_file = load_local_settings(self.app_dir)
         if self.storage is not None:
             set_app_setting(STORAGE, self.storage)
-        self.specs = index_functions(load_app(self.app_path, self.app_dir))
+        self.specs = [spec for spec in index_functions(load_app(self.app_path, self.app_dir))
+                      if not is_disabled(spec.name)]
         host_json = HostJson.load(self.app_dir, self.config)
         timeout = host_json.function_timeout
         # Build every listener before starting any, so a bad binding fails the start as a whole.
@@ -117,6 +118,13 @@ class Runner:
 
     async def __aexit__(self, *_: object) -> None:
         await self.stop()
+
+
+def is_disabled(function_name: str) -> bool:
+    """``AzureWebJobs.<name>.Disabled`` set to true keeps a function from running, as the host does
+    ("How to disable functions in Azure Functions",
+    https://learn.microsoft.com/en-us/azure/azure-functions/disable-function)."""
+    return (app_setting(f"AzureWebJobs.{function_name}.Disabled") or "").lower() in ("true", "1")
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:

@@ -196,11 +196,14 @@ class HttpHost:
         try:
             result = await invoke(route.spec, to_func_request(request, body, route_params),
                                   reason=f"HTTP {request.method} {request.path}", time_limit=self.timeout)
-            return to_web_response(result)
+            response = to_web_response(result)
         except Exception:
             # invoke() logged the failure with the function name and invocation id; the caller gets
             # no detail, like the host.
-            return web.Response(status=500)
+            response = web.Response(status=500)
+        # The request log a support engineer reads: which answer each request got.
+        log.info("HTTP %s %s -> %d (Functions.%s)", request.method, request.path, response.status, route.spec.name)
+        return response
 
 
 def describe(routes: list[Route], base_url: str) -> list[str]:

@@ -1,8 +1,8 @@
 """Function discovery through the azure-functions library's own index, as the Python worker does.
 
 The runner keeps no list of functions of its own: it imports the app object, asks it for its
-functions once (``FunctionApp.get_functions()`` raises when called twice on one app, platform
-notes §4) and reads each function's raw bindings, the same JSON the worker hands to the host.
+functions once (``FunctionApp.get_functions()`` raises when called twice on one app,
+as measured on the CI machines) and reads each function's raw bindings, the same JSON the worker hands to the host.
 """
 
 from __future__ import annotations

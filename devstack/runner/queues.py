@@ -74,7 +74,7 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def to_func_message(message: StorageMessage, body: Datum):
-    """Build the trigger argument exactly as the Python worker does (platform notes §4)."""
+    """Build the trigger argument exactly as the Python worker does (azure-functions' QueueMessageInConverter)."""
     metadata = {
         "Id": Datum(message.id, "string"),
         "DequeueCount": Datum(message.dequeue_count, "int"),

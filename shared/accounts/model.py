@@ -1,6 +1,6 @@
 """Accounts: one connected mailbox each, its status, and its connection generations.
 
-The status matrix (design.md "Auth, tokens and account statuses") lives here, once, as data: what each
+The status matrix (docs/architecture.md, "Account statuses") lives here, once, as data: what each
 status does to notifications, inbound sync, the subscription and outbound writes. Every other module
 asks this table instead of comparing status names.
 """
@@ -105,6 +105,8 @@ class Account:
     status_changed_at: float = 0.0
     last_token_refresh: float | None = None
     last_good_sync: float | None = None
+    purge_requested_at: float | None = None  # personal data scrubbed; rows being deleted
+    purged_at: float | None = None           # every row of the account deleted
     etag: str | None = field(default=None, compare=False)
 
     @property
@@ -122,6 +124,7 @@ class Account:
             "scopes": " ".join(self.scopes), "consented_at": self.consented_at,
             "external_ref": self.external_ref, "status_changed_at": self.status_changed_at,
             "last_token_refresh": self.last_token_refresh, "last_good_sync": self.last_good_sync,
+            "purge_requested_at": self.purge_requested_at, "purged_at": self.purged_at,
         }, self.etag)
 
     @classmethod
@@ -132,7 +135,7 @@ class Account:
             consented_at=float(row.get("consented_at", 0.0)), external_ref=row.get("external_ref"),
             reason=row.get("reason"), status_changed_at=float(row.get("status_changed_at", 0.0)),
             last_token_refresh=row.get("last_token_refresh"), last_good_sync=row.get("last_good_sync"),
-            etag=row.etag)
+            purge_requested_at=row.get("purge_requested_at"), purged_at=row.get("purged_at"), etag=row.etag)
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,20 @@ class AccountRepository:
         await self._store.bulk_write(ACCOUNTS, [TableOp.upsert(ix) for ix in indexes])
         return row
 
+    async def drop_indexes(self, account: Account) -> None:
+        """Delete the account's mailbox and reference index rows (a purge: nothing may find it by them)."""
+        tenant_partition, user_row = _mailbox_index_key(account.identity.tenant, account.identity.user)
+        await self._store.delete(ACCOUNTS, tenant_partition, user_row)
+        if account.external_ref:
+            await self.drop_ref_index(account.external_ref, account.account)
+
+    async def replace_unindexed(self, account: Account) -> Account:
+        """Replace the account row (If-Match its ETag) without writing index rows: for a purged account.
+
+        :raises StorageConflict: someone else changed it."""
+        written = await self._store.replace(ACCOUNTS, account.to_row(), etag=account.etag)
+        return _with_etag(account, written.etag)
+
     async def drop_ref_index(self, external_ref: str, account: str) -> None:
         await self._store.delete(ACCOUNTS, _ref_index_key(external_ref), account)
 

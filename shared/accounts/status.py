@@ -9,9 +9,9 @@ from dataclasses import replace
 
 from shared.accounts.model import Account, Status
 from shared.accounts.repository import AccountRepository
+from shared.context import Services
 from shared.errors import AccountAuthError, AppAuthError, MailboxUnsupported, StorageConflict
 from shared.ops.journal import JournalEntry
-from shared.services import Services
 from shared.store.ports import OUTBOX, Row
 
 APP_ALARM = "alarm"

@@ -24,8 +24,8 @@ from shared.accounts.model import Account, TokenUse, secret_tags
 from shared.accounts.repository import AccountRepository
 from shared.accounts.status import mark_needs_reconnect, raise_app_alarm
 from shared.auth.ports import AccessToken, IdentityProvider, TokenVault
+from shared.context import Services
 from shared.errors import AccountAuthError, AppAuthError, StorageConflict
-from shared.services import Services
 from shared.store.ports import ACCOUNTS, Row
 
 # Refresh this long before an access token expires, so a long request never carries a stale one.

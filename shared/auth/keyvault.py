@@ -42,7 +42,7 @@ class KeyVaultTokenVault:
         if settings.local_ca_bundle:
             options["connection_verify"] = settings.local_ca_bundle
         # The challenge resource check compares the vault's host with vault.azure.net; a loopback dev
-        # vault cannot match it, so only there is it off (platform notes §6).
+        # vault cannot match it, so only there is it off.
         self._client = SecretClient(settings.key_vault_url, key_vault_credential(settings, clock),
                                     verify_challenge_resource=not loopback, **options)
 

@@ -4,7 +4,7 @@ msal is synchronous: every call runs in a worker thread. Each account's token st
 ``SerializableTokenCache``, reduced to what refreshing needs (the account record and the refresh
 token); access tokens stay in process memory (shared/auth/credential.py).
 
-Machine facts this module follows (platform notes §0 and §5): requests ignores a session's ``verify``
+Facts this module follows: requests ignores a session's ``verify``
 while ``REQUESTS_CA_BUNDLE`` is set, so msal gets its own session with ``trust_env=False`` and the CA
 bundle named by LOCAL_CA_BUNDLE (or the default bundle); a non-Microsoft authority needs
 ``instance_discovery=False``.

@@ -14,10 +14,12 @@ from shared.errors import (
     TransientGraphError,
 )
 
-# Error codes that mean the mailbox cannot be synced through Graph at all (graph-notes §9).
+# Error codes that mean the mailbox cannot be synced through Graph at all ("Microsoft Graph error responses",
+# https://learn.microsoft.com/en-us/graph/errors, and the codes Exchange Online returns for such mailboxes).
 MAILBOX_UNSUPPORTED_CODES = {"MailboxNotEnabledForRESTAPI", "MailboxNotSupportedForRESTAPI",
                              "ErrorNonExistentMailbox", "ResourceNotFound.MailboxNotFound"}
-# Delta tokens that died (graph-notes §1.6); compared case-insensitively.
+# Delta tokens that died ("Use delta query to track changes in Microsoft Graph data",
+# https://learn.microsoft.com/en-us/graph/delta-query-overview); compared case-insensitively.
 RESYNC_CODES = {"syncstatenotfound", "resyncrequired", "invaliddeltatoken", "syncstateinvalid"}
 
 

@@ -1,1 +1,1 @@
-"""Operations: structured logging with secret redaction, the journal, health."""
+"""Operations: structured logging with secret redaction, and the journal."""

@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from shared.clock import Clock, system_clock
-from shared.ops.redaction import redact
-from shared.store.ports import JOURNAL, Row, TableStore
+from shared.redaction import redact
+from shared.store.ports import JOURNAL, Row, TableOp, TableStore
 
 APP_PARTITION = "_app"
 _MAX_MICROS = 10**17  # beyond year 5000; keeps the inverted key a fixed 17 digits
@@ -74,6 +74,21 @@ class Journal:
         level = logging.WARNING if entry.outcome == "error" else logging.INFO
         log.log(level, "journal %s %s %s", partition, entry.operation, entry.outcome,
                 extra={"journal": data})
+
+    async def expire(self, retention_days: int) -> int:
+        """Delete entries older than ``retention_days``, every partition; returns how many. Keys are
+        inverted time, so the old entries are exactly those at or after one key: a range, not a filter."""
+        cutoff_micros = int((self._clock() - retention_days * 86_400) * 1_000_000)
+        first_old_key = f"{_MAX_MICROS - cutoff_micros:017d}"
+        deleted, batch = 0, []
+        async for row in self._store.scan(JOURNAL, start=first_old_key):
+            batch.append(TableOp.delete(row.partition, row.row))
+            if len(batch) == 1000:  # memory stays flat however large the journal
+                deleted += await self._store.bulk_write(JOURNAL, batch)
+                batch = []
+        if batch:
+            deleted += await self._store.bulk_write(JOURNAL, batch)
+        return deleted
 
     async def recent(self, account: str | None, limit: int = 50) -> list[JournalEntry]:
         entries: list[JournalEntry] = []

@@ -9,12 +9,13 @@ finds it.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from shared.ops.redaction import redact
+from shared.redaction import redact
 
 CONTEXT_FIELDS = ("invocation", "account", "tenant", "calendar", "stage", "request_id", "client_request_id")
 
@@ -60,7 +61,10 @@ def install_redaction() -> None:
             record.msg = redact(message)
             if record.exc_info and not record.exc_text:
                 record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
-        except Exception:  # e.g. at interpreter shutdown: better no text than unredacted text
+        except Exception:
+            if sys.is_finalizing():  # modules are being torn down: the line passes as it is
+                return record
+            # otherwise better no text than unredacted text
             record.msg, record.exc_info, record.exc_text = "[log line withheld: redaction failed]", None, None
         record.args = None
         for key, value in context.items():

@@ -82,12 +82,15 @@ class AzureTableStore:
             count += 1
             yield _to_row(entity)
 
-    async def scan(self, table: str, *, prefix: str = "") -> AsyncIterator[Row]:
+    async def scan(self, table: str, *, prefix: str = "", start: str | None = None) -> AsyncIterator[Row]:
         client = await self._table(table)
-        if prefix:
-            low = escape_key(prefix)
-            pages = client.query_entities("RowKey ge @low and RowKey lt @high", results_per_page=_PAGE_SIZE,
-                                          parameters={"low": low, "high": _prefix_end(low)})
+        if prefix or start is not None:
+            low = max(escape_key(prefix), escape_key(start or ""))
+            query, parameters = "RowKey ge @low", {"low": low}
+            if prefix:
+                query += " and RowKey lt @high"
+                parameters["high"] = _prefix_end(escape_key(prefix))
+            pages = client.query_entities(query, results_per_page=_PAGE_SIZE, parameters=parameters)
         else:
             pages = client.list_entities(results_per_page=_PAGE_SIZE)
         async for entity in pages:

@@ -3,14 +3,16 @@ with a managed identity, the identity-based form of AzureWebJobsStorage that the
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.config import StorageSettings
-from shared.store.azure_queues import AzureWorkQueue
-from shared.store.azure_tables import AzureTableStore
+
+if TYPE_CHECKING:  # imported on use: the webhook path builds a queue and must not load azure-data-tables
+    from shared.store.azure_queues import AzureWorkQueue
+    from shared.store.azure_tables import AzureTableStore
 
 # Azurite 3.35 accepts x-ms-version up to 2025-11-05; azure-storage-queue 12.18 sends 2026-10-06
-# (platform notes §3). Azure accepts the older version too, so pin it everywhere.
+# (measured). Azure accepts the older version too, so pin it everywhere.
 QUEUE_API_VERSION = "2025-11-05"
 
 
@@ -26,6 +28,8 @@ def _credential(storage: StorageSettings) -> Any:
 def build_table_store(storage: StorageSettings) -> AzureTableStore:
     from azure.data.tables.aio import TableServiceClient
 
+    from shared.store.azure_tables import AzureTableStore
+
     if storage.connection_string:
         return AzureTableStore(TableServiceClient.from_connection_string(storage.connection_string))
     assert storage.table_uri is not None
@@ -34,6 +38,8 @@ def build_table_store(storage: StorageSettings) -> AzureTableStore:
 
 def build_work_queue(storage: StorageSettings) -> AzureWorkQueue:
     from azure.storage.queue.aio import QueueServiceClient
+
+    from shared.store.azure_queues import AzureWorkQueue
 
     if storage.connection_string:
         return AzureWorkQueue(QueueServiceClient.from_connection_string(

@@ -1,4 +1,4 @@
-"""Index rows in other partitions (design.md "State"): Table Storage has no secondary indexes and
+"""Index rows in other partitions (docs/architecture.md, "Storage"): Table Storage has no secondary indexes and
 no cross-partition transactions, so an index row is written first, then the row it points to.
 A crash between the two leaves a dangling index row, never an unindexed row; readers verify the
 target and ignore a dangling index, and a sweep repairs it.

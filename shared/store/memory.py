@@ -51,11 +51,12 @@ class InMemoryTableStore:
                 count += 1
                 yield Row(key[0], rk, dict(stored[0]), stored[1])
 
-    async def scan(self, table: str, *, prefix: str = "") -> AsyncIterator[Row]:
+    async def scan(self, table: str, *, prefix: str = "", start: str | None = None) -> AsyncIterator[Row]:
         keys = sorted(self._table(table), key=lambda k: (escape_key(k[0]), escape_key(k[1])))
         for key in keys:
             stored = self._table(table).get(key)
-            if stored is not None and key[1].startswith(prefix):
+            if stored is not None and key[1].startswith(prefix) and \
+                    (start is None or escape_key(key[1]) >= escape_key(start)):
                 yield Row(key[0], key[1], dict(stored[0]), stored[1])
 
     async def insert(self, table: str, row: Row) -> Row:

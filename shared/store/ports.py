@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol
 
 from shared.messages import Message
 
-# Table names (design.md "State").
+# Table names (docs/architecture.md, "Storage").
 ACCOUNTS = "accounts"
 CALENDARS = "calendars"
 SUBSCRIPTIONS = "subscriptions"
@@ -109,9 +109,9 @@ class TableStore(Protocol):
         within [start, end). Streams page by page: memory stays flat whatever the partition size."""
         ...
 
-    def scan(self, table: str, *, prefix: str = "") -> AsyncIterator[Row]:
-        """Rows of every partition whose row key starts with ``prefix``. A table scan: for sweeps
-        run by timers, never on a request path."""
+    def scan(self, table: str, *, prefix: str = "", start: str | None = None) -> AsyncIterator[Row]:
+        """Rows of every partition whose row key starts with ``prefix`` (and is at least ``start``).
+        A table scan: for sweeps run by timers, never on a request path."""
         ...
 
     async def insert(self, table: str, row: Row) -> Row:

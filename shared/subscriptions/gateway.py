@@ -1,4 +1,5 @@
-"""The Graph subscription operations the worker needs (graph-notes §2), as a port."""
+"""The Graph subscription operations the worker needs ("Create subscription",
+https://learn.microsoft.com/en-us/graph/api/subscription-post-subscriptions), as a port."""
 
 from __future__ import annotations
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from shared.context import Services
 from shared.messages import Message, Renew, Subscribe
 from shared.ops.journal import JournalEntry
-from shared.services import Services
 from shared.store.fanout import send_all
 from shared.store.ports import SUBSCRIPTIONS
 from shared.subscriptions.rows import BUCKET_SECONDS, NEEDS_SUBSCRIPTION, bucket_partition

@@ -1,6 +1,7 @@
 """The subscription worker (queue ``subscriptions``): create, renew, reauthorize and delete one account's
-Graph subscriptions, as the account's status allows (design.md's matrix: ``degraded`` keeps its
-subscription, ``needs_reconnect`` lets it expire, ``unsupported`` and ``disconnected`` delete it).
+Graph subscriptions, as the account's status allows (the status matrix in shared/accounts/model.py:
+``degraded`` keeps its subscription, ``needs_reconnect`` lets it expire,
+``unsupported`` and ``disconnected`` delete it).
 
 Every handler is idempotent: the same message twice changes nothing more. A slot row per resource,
 claimed with its ETag, keeps two workers from creating two live subscriptions for one resource, and a
@@ -15,12 +16,12 @@ from dataclasses import dataclass, replace
 
 from shared.accounts.model import Account, SubscriptionPolicy
 from shared.accounts.repository import AccountRepository
+from shared.context import Services
 from shared.errors import NotFound, StorageConflict
 from shared.ids import new_opaque_id
 from shared.messages import Message, Reauthorize, Renew, Subscribe, Unsubscribe
 from shared.ops.journal import JournalEntry
 from shared.ops.logging import log_context
-from shared.services import Services
 from shared.store.ports import SUBSCRIPTIONS, Row, TableOp, Value
 from shared.subscriptions.gateway import GraphSubscription, NewSubscription, SubscriptionGateway
 from shared.subscriptions.rows import NEEDS_SUBSCRIPTION, SLOT_PREFIX, SubscriptionRecord, slot_key

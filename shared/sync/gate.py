@@ -1,7 +1,8 @@
 """The first thing the sync worker does with a message: drop it when there is nothing to sync.
 
 The webhook cannot know an account's status (it reads no storage), so a notification for an unknown
-account, or for one whose status drops notifications or pauses inbound sync (design.md's matrix),
+account, or for one whose status drops notifications or pauses inbound sync (the status matrix in
+shared/accounts/model.py),
 arrives here as a ``sync`` message and ends here, journaled and counted, without a Graph call.
 """
 
@@ -9,9 +10,9 @@ from __future__ import annotations
 
 from shared.accounts.model import Account
 from shared.accounts.repository import AccountRepository
+from shared.context import Services
 from shared.messages import Sync
 from shared.ops.journal import JournalEntry
-from shared.services import Services
 
 
 async def admit(services: Services, message: Sync) -> Account | None:

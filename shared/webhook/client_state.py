@@ -1,4 +1,5 @@
-"""clientState: who a notification is for, verifiable with no storage read (design.md "Auth").
+"""clientState: who a notification is for, verifiable with no storage read (docs/architecture.md,
+"Notifications and subscriptions").
 
 ``v1.{account}.{key id}.{generation}.{mac}``: the account id, the id of the key that signed it, the
 subscription generation, and an HMAC-SHA256 truncated to 128 bits over those and the tenant id. The

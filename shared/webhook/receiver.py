@@ -14,10 +14,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from shared.api import error_result
 from shared.config import ClientStateKey, get_settings
-from shared.http import HttpResult, error_result
+from shared.http import HttpResult
 from shared.messages import Message, Reauthorize, Subscribe, Sync
-from shared.services import get_work_queue
 from shared.store.fanout import send_all
 from shared.store.ports import WorkQueue
 from shared.webhook.client_state import ClientState, verify_client_state
@@ -122,11 +122,12 @@ async def enqueue(receipt: Receipt, queue: WorkQueue, *, sync_delay: float) -> H
     return HttpResult(202)
 
 
-async def receive(body: bytes, content_type: str, plan: Planner) -> HttpResult:
-    """A batch from Graph, start to answer: parse, verify and plan, queue."""
+async def receive(body: bytes, content_type: str, plan: Planner, queue: Callable[[], WorkQueue]) -> HttpResult:
+    """A batch from Graph, start to answer: parse, verify and plan, queue. The queue is asked for only
+    once the batch is known to be well formed."""
     items = parse_batch(body, content_type)
     if isinstance(items, HttpResult):
         return items
     settings = get_settings()
-    return await enqueue(plan(items, settings.client_state_keys), get_work_queue(),
+    return await enqueue(plan(items, settings.client_state_keys), queue(),
                          sync_delay=settings.coalesce_delay_seconds)

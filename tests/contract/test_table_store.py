@@ -120,6 +120,10 @@ async def test_scan_finds_a_row_prefix_across_partitions(table_store, table_name
     assert found == [("a1", "gen:000001"), ("a1", "gen:000002"), ("b/2", "gen:000001"), ("b/2", "gen:000002"),
                      ("c3", "gen:000001"), ("c3", "gen:000002")]
     assert len([r async for r in table_store.scan(table_name)]) == 12
+    from_start = [(r.partition, r.row) async for r in table_store.scan(table_name, start="gen:000002")]
+    assert from_start == [(p, k) for p in ("a1", "b/2", "c3") for k in ("gen:000002", "lease")]
+    both = [(r.partition, r.row) async for r in table_store.scan(table_name, prefix="gen:", start="gen:000002")]
+    assert both == [("a1", "gen:000002"), ("b/2", "gen:000002"), ("c3", "gen:000002")]
 
 
 async def test_transaction_is_atomic(table_store, table_name):

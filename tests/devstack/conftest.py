@@ -70,7 +70,7 @@ async def start_runner(azurite: Azurite):
 def world(simulator: Simulator, certs: CertPaths) -> Iterator[World]:
     simulator.state.reset()
     session = requests.Session()
-    session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify= (platform notes §0)
+    session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify= (set machine-wide on the CI machines)
     session.verify = str(certs.ca_pem)
     with session:
         yield build_world(simulator, session)

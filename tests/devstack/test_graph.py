@@ -1,5 +1,5 @@
 """Graph basics through the real msgraph-sdk (GraphServiceClient on an httpx client that trusts the local
-CA, base_url set to the simulator; platform-notes §7), with tokens msal got from the simulator."""
+CA, base_url set to the simulator), with tokens msal got from the simulator."""
 
 from __future__ import annotations
 
@@ -117,7 +117,9 @@ async def test_missing_calendar_scope_is_403(world: World):
 
 
 async def test_other_users_calendars_need_sharing_and_shared_scopes(world: World):
-    """graph-notes §8: another user's calendar needs .Shared scopes and a share; only shared ones show."""
+    """Get shared or delegated Outlook calendar and its events,
+    https://learn.microsoft.com/en-us/graph/outlook-get-shared-events-calendars: another user's calendar needs .Shared
+    scopes and a share; only shared ones show."""
     _, plain = world.sign_in(world.alice)
     with pytest.raises(ODataError) as raised:
         await world.graph(plain["access_token"]).users.by_user_id(world.bob).calendars.get()
@@ -130,7 +132,8 @@ async def test_other_users_calendars_need_sharing_and_shared_scopes(world: World
 
 
 async def test_calendar_permissions_owner_sees_them_sharee_sees_none(world: World):
-    """calendarPermissions: the owner sees the entries; a sharee gets an empty collection (graph-notes §8)."""
+    """calendarPermissions: the owner sees the entries; a sharee gets an empty collection (Get shared or delegated
+    Outlook calendar and its events, https://learn.microsoft.com/en-us/graph/outlook-get-shared-events-calendars)."""
     _, bob = world.sign_in(world.bob)
     client = world.graph(bob["access_token"])
     permissions = await client.me.calendars.by_calendar_id(world.bob_default).calendar_permissions.get()
@@ -147,7 +150,8 @@ async def test_calendar_permissions_owner_sees_them_sharee_sees_none(world: Worl
 
 
 async def test_app_only_token_reads_any_mailbox_but_not_me(world: World):
-    """Application Calendars.Read reaches every mailbox (graph-notes §7.5); /me needs a delegated token."""
+    """Application Calendars.Read reaches every mailbox (Admin consent on the Microsoft identity platform,
+    https://learn.microsoft.com/en-us/entra/identity-platform/v2-admin-consent); /me needs a delegated token."""
     client = world.graph(_app_token(world))
     page = await client.users.by_user_id(world.bob).calendars.get()
     assert page is not None

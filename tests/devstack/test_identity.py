@@ -1,4 +1,6 @@
-"""Entra ID sign-in through the real msal (graph-notes §7; platform-notes §5 for what msal checks).
+"""Entra ID sign-in through the real msal (Microsoft identity platform and OAuth 2.0 authorization
+code flow, https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-auth-code-flow, and what msal
+checks).
 
 Every test drives msal with a requests session that trusts the local CA (trust_env off, because
 REQUESTS_CA_BUNDLE would win over verify=) and instance_discovery=False.
@@ -17,7 +19,7 @@ import jwt
 import msal
 import pytest
 
-from shared.ops.redaction import REDACTED, redact
+from shared.redaction import REDACTED, redact
 from tests.devstack.world import (
     CLIENT_ID,
     CLIENT_SECRET,
@@ -64,7 +66,7 @@ def _aadsts(result: dict[str, Any]) -> int:
 
 def test_discovery_uses_entra_issuer_convention(world: World):
     """Multi-tenant authorities publish issuer ".../{tenantid}/v2.0"; a tenant's its own id (Entra OIDC
-    metadata; platform-notes §5 on has_valid_issuer)."""
+    metadata; msal's has_valid_issuer)."""
     url = world.sim.url
     multi = world.session.get(f"{url}/organizations/v2.0/.well-known/openid-configuration", timeout=10).json()
     assert multi["issuer"] == f"{url}/{{tenantid}}/v2.0"
@@ -80,7 +82,7 @@ def test_discovery_uses_entra_issuer_convention(world: World):
 
 
 def test_msal_accepts_the_issuer_as_an_oidc_authority(world: World):
-    """msal's has_valid_issuer holds for the tenant's issuer (platform-notes §5)."""
+    """msal's has_valid_issuer holds for the tenant's issuer."""
     app = msal.ConfidentialClientApplication(
         CLIENT_ID, client_credential=CLIENT_SECRET, oidc_authority=f"{world.sim.url}/{TENANT_ID}/v2.0",
         http_client=world.session)
@@ -92,7 +94,9 @@ def test_msal_accepts_the_issuer_as_an_oidc_authority(world: World):
 
 @pytest.mark.filterwarnings("ignore:response_mode='form_post' is recommended")
 def test_auth_code_flow_gives_signed_tokens_and_an_msal_account(world: World):
-    """Auth code + PKCE (graph-notes §7.1): id token echoes the hashed nonce, client_info builds the
+    """Auth code + PKCE (Microsoft identity platform and OAuth 2.0 authorization code flow,
+    https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-auth-code-flow): id token echoes the hashed
+    nonce, client_info builds the
     account as uid.utid, the access token is RS256 with a JWKS key, Graph audience and the consented scp."""
     app = world.msal_app()
     flow = app.initiate_auth_code_flow(SCOPES, redirect_uri=REDIRECT_URI)  # response_mode=query
@@ -130,7 +134,8 @@ def test_codes_and_refresh_tokens_look_like_entra_and_are_redacted(world: World)
 
 
 def test_silent_refresh_rotates_the_refresh_token(world: World):
-    """Refresh tokens replace themselves on every use; the old one is not revoked (graph-notes §7.3)."""
+    """Refresh tokens replace themselves on every use; the old one is not revoked (Refresh tokens in the Microsoft
+    identity platform, https://learn.microsoft.com/en-us/entra/identity-platform/refresh-tokens)."""
     app, first = world.sign_in(world.alice)
     refreshed = app.acquire_token_silent(SCOPES, app.get_accounts()[0], force_refresh=True)
     assert refreshed is not None
@@ -163,7 +168,8 @@ def test_unregistered_redirect_uri_is_an_error_page_not_a_redirect(world: World)
 
 
 def test_wrong_pkce_verifier_is_refused(world: World):
-    """PKCE S256 is verified at redemption (graph-notes §7.1): AADSTS501481."""
+    """PKCE S256 is verified at redemption (Microsoft identity platform and OAuth 2.0 authorization code flow,
+    https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-auth-code-flow): AADSTS501481."""
     app, flow, response = _approved(world)
     flow["code_verifier"] = "x" * 43
     result = app.acquire_token_by_auth_code_flow(flow, response)
@@ -197,11 +203,14 @@ def test_redirect_uri_must_match_at_redemption(world: World):
     assert result["error"] == "invalid_grant"
 
 
-# --- refresh token failures (graph-notes §7.4) ---------------------------------------------------
+# --- refresh token failures (Microsoft Entra authentication and authorization error codes,
+# https://learn.microsoft.com/en-us/entra/identity-platform/reference-error-codes)
+# ---------------------------------------------------
 
 
 def test_refresh_token_expires_after_90_days_of_inactivity(world: World):
-    """AADSTS700082 "...inactive for 90.00:00:00" (graph-notes §7.3, §7.4)."""
+    """AADSTS700082 "...inactive for 90.00:00:00" (Refresh tokens in the Microsoft identity platform,
+    https://learn.microsoft.com/en-us/entra/identity-platform/refresh-tokens)."""
     app, _ = world.sign_in(world.alice)
     world.control("POST", "clock/advance", {"seconds": 89 * DAY})
     assert "access_token" in app.acquire_token_silent_with_error(SCOPES, app.get_accounts()[0], force_refresh=True)
@@ -220,7 +229,8 @@ def test_refresh_token_expired_on_demand(world: World):
 
 
 def test_revoked_sessions_kill_refresh_tokens(world: World):
-    """revokeSignInSessions: AADSTS50173 (graph-notes §7.4, code listed there as unverified)."""
+    """revokeSignInSessions: AADSTS50173 (Microsoft Entra error codes,
+    https://learn.microsoft.com/en-us/entra/identity-platform/reference-error-codes)."""
     app, _ = world.sign_in(world.alice)
     world.control("POST", f"users/{world.alice}/revoke-sessions")
     result = _refresh_error(app)
@@ -229,7 +239,8 @@ def test_revoked_sessions_kill_refresh_tokens(world: World):
 
 
 def test_withdrawn_consent_needs_consent_again(world: World):
-    """AADSTS65001 with suberror consent_required (graph-notes §7.4)."""
+    """AADSTS65001 with suberror consent_required (Microsoft Entra authentication and authorization error codes,
+    https://learn.microsoft.com/en-us/entra/identity-platform/reference-error-codes)."""
     app, _ = world.sign_in(world.alice)
     world.control("POST", f"users/{world.alice}/withdraw-consent", {"clientId": CLIENT_ID})
     result = _refresh_error(app)
@@ -239,7 +250,8 @@ def test_withdrawn_consent_needs_consent_again(world: World):
 
 
 def test_password_reset_keeps_confidential_client_refresh_tokens(world: World):
-    """Confidential clients' refresh tokens survive a password reset (graph-notes §7.3)."""
+    """Confidential clients' refresh tokens survive a password reset (Refresh tokens in the Microsoft identity
+    platform, https://learn.microsoft.com/en-us/entra/identity-platform/refresh-tokens)."""
     app, _ = world.sign_in(world.alice)
     world.control("POST", f"users/{world.alice}/reset-password")
     result = app.acquire_token_silent_with_error(SCOPES, app.get_accounts()[0], force_refresh=True)
@@ -248,14 +260,17 @@ def test_password_reset_keeps_confidential_client_refresh_tokens(world: World):
 
 
 def test_password_reset_revokes_public_client_refresh_tokens(world: World):
-    """Public clients' refresh tokens are revoked by a password reset (graph-notes §7.3)."""
+    """Public clients' refresh tokens are revoked by a password reset (Refresh tokens in the Microsoft identity
+    platform, https://learn.microsoft.com/en-us/entra/identity-platform/refresh-tokens)."""
     app, _ = world.sign_in(world.alice, app=world.msal_app(client_id=PUBLIC_CLIENT_ID, secret=None))
     world.control("POST", f"users/{world.alice}/reset-password")
     assert _aadsts(_refresh_error(app)) == 50173
 
 
 def test_interaction_required_until_an_interactive_sign_in(world: World):
-    """MFA / Conditional Access: interaction_required with AADSTS50076 and a claims value (graph-notes §7.4);
+    """MFA / Conditional Access: interaction_required with AADSTS50076 and a claims value (Microsoft Entra
+    authentication and authorization error codes,
+    https://learn.microsoft.com/en-us/entra/identity-platform/reference-error-codes);
     an interactive sign-in satisfies it."""
     app, _ = world.sign_in(world.alice)
     world.control("POST", f"users/{world.alice}/require-interaction")
@@ -319,7 +334,8 @@ def test_error_bodies_are_shaped_like_entra(world: World):
 
 
 def test_client_credentials_carry_admin_consented_roles(world: World):
-    """Client credentials with {resource}/.default, no refresh token (graph-notes §7.5); roles appear after
+    """Client credentials with {resource}/.default, no refresh token (client credentials flow,
+    https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-client-creds-grant-flow); roles appear after
     the v2 admin consent endpoint's approval."""
     app = world.msal_app(TENANT_ID)
     world.state.ensure_service_principal(TENANT_ID, CLIENT_ID)

@@ -1,5 +1,6 @@
 """The Key Vault dev server through the real async SecretClient (azure.keyvault.secrets.aio), following
-the Key Vault secrets REST reference; platform-notes §6 for the challenge flow and the trailing-slash GET."""
+the Key Vault secrets REST reference (https://learn.microsoft.com/en-us/rest/api/keyvault/secrets/), with the
+client's challenge flow and its trailing-slash GET as the real client sends them."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ T = TypeVar("T")
 
 @pytest.fixture
 async def client(vault: KeyVaultServer) -> AsyncIterator[SecretClient]:
-    # verify_challenge_resource=False: a loopback URL is not a subdomain of vault.azure.net (platform-notes §6).
+    # verify_challenge_resource=False: a loopback URL is not a subdomain of vault.azure.net.
     async with SecretClient(vault.url, DevKeyVaultCredential(), verify_challenge_resource=False,
                             connection_verify=str(vault.certs.ca_pem)) as secret_client:
         yield secret_client

@@ -1,5 +1,6 @@
-"""Lifecycle notifications to lifecycleNotificationUrl (graph-notes §2.7; change-notifications-lifecycle-events
-docs): reauthorizationRequired before token or subscription expiry and on revoked permission (notifications
+"""Lifecycle notifications to lifecycleNotificationUrl (Reduce missing subscriptions and change
+notifications, https://learn.microsoft.com/en-us/graph/change-notifications-lifecycle-events): reauthorizationRequired
+before token or subscription expiry and on revoked permission (notifications
 then pause until reauthorized), subscriptionRemoved on a password reset for delegated subscriptions, missed
 (also in test_notifications.py), each also fired by the control API."""
 
@@ -91,7 +92,8 @@ async def test_revoked_sessions_ask_for_reauthorization(world: World, hook: Webh
 @pytest.mark.parametrize("action", ["reset-password", "delete"])
 async def test_password_reset_removes_delegated_subscriptions_only(world: World, hook: Webhook, action: str):
     """Outlook removes delegated subscriptions on a password reset or a disabled account (subscriptionRemoved);
-    app-only ones stay; after a reset a confidential client's refresh token keeps working (graph-notes §7.3)."""
+    app-only ones stay; after a reset a confidential client's refresh token keeps working (Refresh tokens in the
+    Microsoft identity platform, https://learn.microsoft.com/en-us/entra/identity-platform/refresh-tokens)."""
     app, tokens = world.sign_in(world.alice)
     delegated = await subscribe(world, hook, world.graph(tokens["access_token"]))
     app_only = await subscribe(world, hook, world.graph(app_token(world)), f"users/{world.alice}/events")

@@ -1,6 +1,7 @@
-"""Change notifications from the simulator to a test webhook: Graph's payload (graph-notes §2.6), delivery,
-retries and slow-endpoint throttling on the simulated clock (§2.5), Graph's reported quirks as switches.
-Changes are fired through the control API until part 3 brings events."""
+"""Change notifications from the simulator to a test webhook: Graph's payload, delivery,
+retries and slow-endpoint throttling on the simulated clock (Receive change notifications through webhooks,
+https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks), Graph's reported quirks as switches.
+Changes are fired through the control API (test_event_actions.py covers those of event writes)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ def flush(world: World) -> dict[str, Any]:
 
 
 async def test_payload_shape(world: World, hook: Webhook):
-    """§2.6: a changeNotificationCollection {"value": [...]} with subscriptionId,
+    """Receive change notifications through webhooks
+    (https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks): a changeNotificationCollection
+    {"value": [...]} with subscriptionId,
     subscriptionExpirationDateTime, clientState, changeType, resource, resourceData (@odata.type, @odata.id,
     @odata.etag, id) and tenantId, POSTed as JSON."""
     created = await subscribe(world, hook, delegated_client(world, world.alice))
@@ -45,7 +48,9 @@ async def test_payload_shape(world: World, hook: Webhook):
 
 
 async def test_the_url_query_string_comes_back(world: World, hook: Webhook):
-    """§2.4: a query string on notificationUrl is kept on the handshake and on every delivery."""
+    """Receive change notifications through webhooks
+    (https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks): a query string on
+    notificationUrl is kept on the handshake and on every delivery."""
     await subscribe(world, hook, delegated_client(world, world.alice), notification_url=hook.url("notify?tenant=t1"))
     fire(world, world.alice)
     flush(world)
@@ -73,7 +78,9 @@ async def test_a_reset_forgets_deliveries_in_flight(world: World, hook: Webhook)
 
 
 async def test_only_subscribed_change_types(world: World, hook: Webhook):
-    """§2.1: only the subscription's changeType values are notified."""
+    """Outlook change notifications overview
+    (https://learn.microsoft.com/en-us/graph/outlook-change-notifications-overview): only the subscription's
+    changeType values are notified."""
     await subscribe(world, hook, delegated_client(world, world.alice), change_type="deleted")
     fire(world, world.alice, "created")
     fire(world, world.alice, "updated")
@@ -83,7 +90,9 @@ async def test_only_subscribed_change_types(world: World, hook: Webhook):
 
 
 async def test_a_create_also_yields_updated(world: World, hook: Webhook):
-    """§2.6 quirk (microsoft-graph-docs#7598): one create gives created and updated; switch create_also_updated."""
+    """Receive change notifications through webhooks
+    (https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks) quirk
+    (microsoft-graph-docs#7598): one create gives created and updated; switch create_also_updated."""
     await subscribe(world, hook, delegated_client(world, world.alice))
     fire(world, world.alice, "created", event="AAMkAGone")
     flush(world)
@@ -96,7 +105,7 @@ async def test_a_create_also_yields_updated(world: World, hook: Webhook):
 
 
 async def test_duplicates(world: World, hook: Webhook):
-    """Duplicates (graph-notes §2.6: de-duplicate): switch duplicate_notifications, or the next n by control."""
+    """Duplicates (the webhooks page: de-duplicate): switch duplicate_notifications, or the next n by control."""
     await subscribe(world, hook, delegated_client(world, world.alice))
     world.control("POST", "notifications/plan", {"duplicate": 1})
     fire(world, world.alice, event="AAMkAGa")
@@ -111,7 +120,9 @@ async def test_duplicates(world: World, hook: Webhook):
 
 
 async def test_batches_mix_subscriptions(world: World, hook: Webhook):
-    """§2.5: one POST may carry several subscriptions' notifications (switch batch_across_subscriptions); at
+    """Receive change notifications through webhooks
+    (https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks): one POST may carry several
+    subscriptions' notifications (switch batch_across_subscriptions); at
     most notifications_per_batch items a POST (assumed size)."""
     client = delegated_client(world, world.alice)
     first = await subscribe(world, hook, client)
@@ -131,7 +142,9 @@ async def test_batches_mix_subscriptions(world: World, hook: Webhook):
 
 
 async def test_default_calendar_only_switch(world: World, hook: Webhook):
-    """§2.1 report (docs-contrib#51): me/events may fire only for the default calendar (switch
+    """Outlook change notifications overview
+    (https://learn.microsoft.com/en-us/graph/outlook-change-notifications-overview) report (docs-contrib#51):
+    me/events may fire only for the default calendar (switch
     events_default_calendar_only); a per-calendar subscription still hears its calendar."""
     client = delegated_client(world, world.alice)
     await subscribe(world, hook, client)
@@ -145,7 +158,10 @@ async def test_default_calendar_only_switch(world: World, hook: Webhook):
 
 
 async def test_dropped_notifications_cause_missed(world: World, hook: Webhook):
-    """§2.5/§2.7: dropped notifications are counted and the lifecycle URL hears `missed`."""
+    """Receive change notifications through webhooks
+    (https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks); Reduce missing subscriptions and
+    change notifications (https://learn.microsoft.com/en-us/graph/change-notifications-lifecycle-events): dropped
+    notifications are counted and the lifecycle URL hears `missed`."""
     await subscribe(world, hook, delegated_client(world, world.alice))
     world.control("POST", "notifications/plan", {"drop": 1})
     fire(world, world.alice)
@@ -167,7 +183,9 @@ async def test_delayed_notifications_wait_for_the_clock(world: World, hook: Webh
 
 
 async def test_failures_are_retried_for_four_hours_then_dropped(world: World, hook: Webhook):
-    """§2.5: a non-2xx answer is retried (interval: assumed switch, 60 s) for up to 4 hours, then dropped with
+    """Receive change notifications through webhooks
+    (https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks): a non-2xx answer is retried
+    (interval: assumed switch, 60 s) for up to 4 hours, then dropped with
     `missed`."""
     world.control("PATCH", "switches", {"access_token_seconds": 86400})  # keep token-expiry events out
     await subscribe(world, hook, delegated_client(world, world.alice))
@@ -191,7 +209,9 @@ async def test_failures_are_retried_for_four_hours_then_dropped(world: World, ho
 
 
 async def test_a_delivery_over_the_timeout_fails_and_counts_as_slow(world: World, hook: Webhook):
-    """§2.5: a 3 s timeout (switch, 0.2 s here); a timed-out delivery is a failure and slow."""
+    """Receive change notifications through webhooks
+    (https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks): a 3 s timeout (switch, 0.2 s
+    here); a timed-out delivery is a failure and slow."""
     world.control("PATCH", "switches", {"delivery_timeout_seconds": 0.2})
     await subscribe(world, hook, delegated_client(world, world.alice))
     hook.delay = 0.5
@@ -201,7 +221,9 @@ async def test_a_delivery_over_the_timeout_fails_and_counts_as_slow(world: World
 
 
 async def test_slow_endpoint_is_delayed_then_dropped(world: World, hook: Webhook):
-    """§2.5: answers slower than 2,900 ms are slow; after 100 notifications, 10 % slow delays delivery by 10
+    """Receive change notifications through webhooks
+    (https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks): answers slower than 2,900 ms are
+    slow; after 100 notifications, 10 % slow delays delivery by 10
     minutes and 15 % drops it (sample and threshold scaled by switches: 10 notifications, 100 ms)."""
     world.control("PATCH", "switches", {"slow_sample_size": 10, "slow_response_ms": 100})
     client = delegated_client(world, world.alice)

@@ -27,7 +27,12 @@ class RunnerEndpoint:
 
 
 async def test_a_functions_app_on_the_runner_receives_notifications(world: World, start_runner):
-    """§2.4 handshake and §2.6/§2.7 notifications to the runner's http://127.0.0.1 URL (switch
+    """Receive change notifications through webhooks
+    (https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks) handshake and Receive change
+    notifications through webhooks (https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks);
+    Reduce missing subscriptions and change notifications
+    (https://learn.microsoft.com/en-us/graph/change-notifications-lifecycle-events) notifications to the runner's
+    http://127.0.0.1 URL (switch
     allow_http_loopback_urls, assumed), both answered by azure.functions handlers."""
     received = app_module("webhook_app").RECEIVED
     received.clear()

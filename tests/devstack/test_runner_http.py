@@ -127,3 +127,9 @@ async def test_host_status_needs_the_master_key(http):
     assert (await http.get("/admin/host/status")).status_code == 401
     status = await http.get("/admin/host/status", headers={"x-functions-key": DEFAULT_MASTER_KEY})
     assert status.json()["state"] == "Running"
+
+
+async def test_the_request_log_shows_each_answers_status(http, caplog):
+    caplog.set_level(logging.INFO, logger="devstack.runner")
+    await http.get("/api/hello")
+    assert "HTTP GET /api/hello -> 200 (Functions.hello)" in caplog.text

@@ -177,3 +177,12 @@ def test_changed_schedule_is_not_past_due():
 def test_never_fired_timer_uses_last_updated():
     stored = ScheduleStatus(NEVER, utc("2026-11-25 11:00:00"), utc("2026-11-25 10:15:00"))
     assert check_past_due(HOURLY, stored, NOW) == (stored, True, False)
+
+
+def test_a_function_is_disabled_by_its_app_setting_as_the_host_does(monkeypatch):
+    from devstack.runner.host import is_disabled
+
+    assert not is_disabled("subscription_worker")
+    monkeypatch.setenv("AzureWebJobs.subscription_worker.Disabled", "true")
+    assert is_disabled("subscription_worker")
+    assert not is_disabled("subscription_renewer")

@@ -1,9 +1,13 @@
 """Subscriptions through the real msgraph-sdk against the simulator, with a test webhook answering the
-validation handshake (graph-notes §2.1-§2.4, §2.8; subscription resource and subscription-update docs)."""
+validation handshake (Create subscription,
+https://learn.microsoft.com/en-us/graph/api/subscription-post-subscriptions; subscription
+resource type, https://learn.microsoft.com/en-us/graph/api/resources/subscription; Update subscription,
+https://learn.microsoft.com/en-us/graph/api/subscription-update)."""
 
 from __future__ import annotations
 
 import httpx
+import jwt
 import pytest
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
@@ -20,11 +24,13 @@ from tests.devstack.subscribing import (
     subscribe,
 )
 from tests.devstack.webhook import Webhook
-from tests.devstack.world import World
+from tests.devstack.world import CLIENT_ID, TENANT_ID, World
 
 
 async def test_create_runs_the_handshake_on_both_urls(world: World, hook: Webhook):
-    """§2.4: POST {url}?validationToken=… with an empty text/plain body to notificationUrl and
+    """Receive change notifications through webhooks
+    (https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks): POST {url}?validationToken=…
+    with an empty text/plain body to notificationUrl and
     lifecycleNotificationUrl; 201 with the subscription when the endpoint echoes the decoded token."""
     client = delegated_client(world, world.alice)
     created = await subscribe(world, hook, client)
@@ -56,7 +62,9 @@ async def test_same_url_for_both_gets_two_validation_requests(world: World, hook
 
 @pytest.mark.parametrize("mode", ["encoded", "json", "status", "hang"])
 async def test_failing_handshake_is_400(world: World, hook: Webhook, mode: str):
-    """§2.4: anything but 200 text/plain with the decoded token within the time limit fails the create with 400
+    """Receive change notifications through webhooks
+    (https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks): anything but 200 text/plain with
+    the decoded token within the time limit fails the create with 400
     (the time limit shortened by its switch); no subscription is left behind."""
     world.control("PATCH", "switches", {"validation_timeout_seconds": 0.3})
     hook.validation, hook.hang_seconds = mode, 1.0
@@ -68,7 +76,10 @@ async def test_failing_handshake_is_400(world: World, hook: Webhook, mode: str):
 
 
 async def test_a_failing_lifecycle_url_fails_the_create(world: World, hook: Webhook):
-    """§2.4/§2.7: the lifecycleNotificationUrl is validated too."""
+    """Receive change notifications through webhooks
+    (https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks); Reduce missing subscriptions and
+    change notifications (https://learn.microsoft.com/en-us/graph/change-notifications-lifecycle-events): the
+    lifecycleNotificationUrl is validated too."""
     nobody = f"https://127.0.0.1:{free_port()}/lifecycle"  # nothing listens there
     status, code, _ = await create_error(world, hook, delegated_client(world, world.alice),
                                          lifecycle_notification_url=nobody)
@@ -76,7 +87,11 @@ async def test_a_failing_lifecycle_url_fails_the_create(world: World, hook: Webh
 
 
 async def test_create_rules(world: World, hook: Webhook):
-    """§2.1 changeType values, §2.3 clientState ≤ 128, §2.8 https only; an event path is not a resource."""
+    """Outlook change notifications overview
+    (https://learn.microsoft.com/en-us/graph/outlook-change-notifications-overview) changeType values, subscription
+    resource type (https://learn.microsoft.com/en-us/graph/api/resources/subscription) clientState ≤ 128, Outlook
+    change notifications overview (https://learn.microsoft.com/en-us/graph/outlook-change-notifications-overview)
+    https only; an event path is not a resource."""
     client = delegated_client(world, world.alice)
     assert (await create_error(world, hook, client, change_type="created,moved"))[0] == 400
     assert (await create_error(world, hook, client, client_state="x" * 129))[0] == 400
@@ -90,7 +105,9 @@ async def test_create_rules(world: World, hook: Webhook):
 
 
 async def test_http_loopback_urls_need_the_switch(world: World):
-    """§2.8 requires https; the assumed switch allow_http_loopback_urls admits the local runner's
+    """Outlook change notifications overview
+    (https://learn.microsoft.com/en-us/graph/outlook-change-notifications-overview) requires https; the assumed switch
+    allow_http_loopback_urls admits the local runner's
     http://127.0.0.1 URL."""
     plain = Webhook().start()
     try:
@@ -104,7 +121,8 @@ async def test_http_loopback_urls_need_the_switch(world: World):
 
 
 async def test_lifetime_limits(world: World, hook: Webhook):
-    """§2.2: over the maximum (10,080 or 4,230 minutes, a setting) is refused with Graph's ExtensionError, or
+    """subscription resource type (https://learn.microsoft.com/en-us/graph/api/resources/subscription): over the
+    maximum (10,080 or 4,230 minutes, a setting) is refused with Graph's ExtensionError, or
     clamped under the assumed switch; under 45 minutes becomes 45 minutes (subscription resource)."""
     client = delegated_client(world, world.alice)
     world.control("PATCH", "switches", {"subscription_max_minutes": 4230})
@@ -121,7 +139,9 @@ async def test_lifetime_limits(world: World, hook: Webhook):
 
 
 async def test_resources_and_permissions(world: World, hook: Webhook):
-    """§2.1: users/{id}/events and me/events need Calendars.Read or ReadWrite (delegated or application);
+    """Outlook change notifications overview
+    (https://learn.microsoft.com/en-us/graph/outlook-change-notifications-overview): users/{id}/events and me/events
+    need Calendars.Read or ReadWrite (delegated or application);
     users/{id}/calendars/{id}/events is behind an assumed switch; a delegated token watches only its own
     mailbox (assumed)."""
     alice = delegated_client(world, world.alice)
@@ -134,15 +154,23 @@ async def test_resources_and_permissions(world: World, hook: Webhook):
     assert (await create_error(world, hook, alice, f"users/{world.bob}/events"))[:2] == (403, "ExtensionError")
     reader = delegated_client(world, world.bob, scopes=["User.Read"])
     assert (await create_error(world, hook, reader))[:2] == (403, "ExtensionError")
-    app = world.graph(app_token(world))
-    assert (await subscribe(world, hook, app, f"users/{world.bob}/events")).creator_id
+    token = app_token(world)
+    app = world.graph(token)
+    # subscription resource type (https://learn.microsoft.com/en-us/graph/api/resources/subscription): under
+    # application permissions creatorId is the app's service principal id, which the app token carries as oid.
+    service_principal = jwt.decode(token, options={"verify_signature": False})["oid"]
+    created_by_app = await subscribe(world, hook, app, f"users/{world.bob}/events")
+    assert created_by_app.creator_id == service_principal
+    assert created_by_app.creator_id != f"{CLIENT_ID}@{TENANT_ID}"
     assert (await create_error(world, hook, app, "me/events"))[0] == 400
     no_roles = world.graph(app_token(world, roles=["User.Read.All"]))
     assert (await create_error(world, hook, no_roles, f"users/{world.bob}/events"))[0] == 403
 
 
 async def test_subscriptions_per_mailbox_limit(world: World, hook: Webhook):
-    """§2.8: at most 1,000 per mailbox across apps (a switch; 2 here), then 403 with the reason."""
+    """Outlook change notifications overview
+    (https://learn.microsoft.com/en-us/graph/outlook-change-notifications-overview): at most 1,000 per mailbox across
+    apps (a switch; 2 here), then 403 with the reason."""
     world.control("PATCH", "switches", {"subscriptions_per_mailbox": 2})
     client = delegated_client(world, world.alice)
     await subscribe(world, hook, client)
@@ -153,8 +181,11 @@ async def test_subscriptions_per_mailbox_limit(world: World, hook: Webhook):
 
 
 async def test_renew_with_patch(world: World, hook: Webhook):
-    """§2.8: PATCH {"expirationDateTime"} renews (200 with the subscription); a new notificationUrl is validated;
-    other properties cannot change (lifecycleNotificationUrl only at creation, §2.7)."""
+    """Outlook change notifications overview
+    (https://learn.microsoft.com/en-us/graph/outlook-change-notifications-overview): PATCH {"expirationDateTime"}
+    renews (200 with the subscription); a new notificationUrl is validated;
+    other properties cannot change (lifecycleNotificationUrl only at creation: Reduce missing subscriptions and change
+    notifications (https://learn.microsoft.com/en-us/graph/change-notifications-lifecycle-events))."""
     client = delegated_client(world, world.alice)
     created = await subscribe(world, hook, client)
     item = client.subscriptions.by_subscription_id(created.id or "")
@@ -177,7 +208,9 @@ async def test_renew_with_patch(world: World, hook: Webhook):
 
 
 async def test_delete_and_unknown_ids(world: World, hook: Webhook):
-    """§2.8: DELETE answers 204; the subscription is then gone (404). Another user's subscription is not
+    """Outlook change notifications overview
+    (https://learn.microsoft.com/en-us/graph/outlook-change-notifications-overview): DELETE answers 204; the
+    subscription is then gone (404). Another user's subscription is not
     visible (404, assumed)."""
     client = delegated_client(world, world.alice)
     created = await subscribe(world, hook, client)
@@ -192,7 +225,9 @@ async def test_delete_and_unknown_ids(world: World, hook: Webhook):
 
 
 async def test_expiry_removes_an_unrenewed_subscription(world: World, hook: Webhook):
-    """§2.8: Graph deletes a subscription that was not renewed in time (on the simulator's clock)."""
+    """Outlook change notifications overview
+    (https://learn.microsoft.com/en-us/graph/outlook-change-notifications-overview): Graph deletes a subscription that
+    was not renewed in time (on the simulator's clock)."""
     client = delegated_client(world, world.alice)
     created = await subscribe(world, hook, client, expiration_date_time=minutes_ahead(world, 60))
     world.control("POST", "clock/advance", {"seconds": 59 * MINUTE})
@@ -207,7 +242,9 @@ async def test_expiry_removes_an_unrenewed_subscription(world: World, hook: Webh
 
 
 async def test_reauthorize(world: World, hook: Webhook):
-    """§2.7: POST /subscriptions/{id}/reauthorize answers 204 and keeps the expiry."""
+    """Reduce missing subscriptions and change notifications
+    (https://learn.microsoft.com/en-us/graph/change-notifications-lifecycle-events): POST
+    /subscriptions/{id}/reauthorize answers 204 and keeps the expiry."""
     client = delegated_client(world, world.alice)
     created = await subscribe(world, hook, client)
     await client.subscriptions.by_subscription_id(created.id or "").reauthorize.post()
@@ -217,7 +254,9 @@ async def test_reauthorize(world: World, hook: Webhook):
 
 
 async def test_immutable_id_preference_is_recorded(world: World, hook: Webhook):
-    """§2.8 (outlook-immutable-id): Prefer: IdType="ImmutableId" at creation is kept with the subscription."""
+    """Outlook change notifications overview
+    (https://learn.microsoft.com/en-us/graph/outlook-change-notifications-overview) (outlook-immutable-id): Prefer:
+    IdType="ImmutableId" at creation is kept with the subscription."""
     client = delegated_client(world, world.alice)
     config: RequestConfiguration = RequestConfiguration()
     config.headers.add("Prefer", 'IdType="ImmutableId"')

@@ -1,6 +1,10 @@
-"""Outlook throttling per app and mailbox (graph-notes §3.1: 4 concurrent requests, a request budget per
-10-minute window; §3.2: 429 with Retry-After, usage accrues while throttled, writes before reads) and
-injected faults (429/500/503/504, timeouts; §3.3)."""
+"""Outlook throttling per app and mailbox (Microsoft Graph service-specific throttling limits,
+https://learn.microsoft.com/en-us/graph/throttling-limits: 4 concurrent requests, a request budget per 10-minute
+window; Microsoft
+Graph throttling guidance, https://learn.microsoft.com/en-us/graph/throttling: 429 with Retry-After, usage accrues
+while throttled,
+writes before reads) and injected faults (429/500/503/504, timeouts; Microsoft Graph error responses,
+https://learn.microsoft.com/en-us/graph/errors)."""
 
 from __future__ import annotations
 
@@ -28,7 +32,8 @@ def bearer(world: World, user: str) -> dict[str, str]:
 
 
 async def test_more_than_four_concurrent_requests_get_429(world: World):
-    """§3.1: 4 concurrent requests per app and mailbox; the 5th and 6th get 429 ApplicationThrottled
+    """Microsoft Graph service-specific throttling limits (https://learn.microsoft.com/en-us/graph/throttling-limits):
+    4 concurrent requests per app and mailbox; the 5th and 6th get 429 ApplicationThrottled
     ("MailboxConcurrency") with Retry-After, while another mailbox is not affected. Requests are held 0.5 s by
     a "delay" fault so that they overlap."""
     alice, bob = bearer(world, world.alice), bearer(world, world.bob)
@@ -71,7 +76,9 @@ async def test_concurrency_429_through_the_sdk(world: World):
 
 
 async def test_request_budget_per_window(world: World):
-    """§3.1/§3.2: over the request budget (10,000 per 10 minutes, set to 3 by control) answers 429 with
+    """Microsoft Graph service-specific throttling limits (https://learn.microsoft.com/en-us/graph/throttling-limits);
+    Microsoft Graph throttling guidance (https://learn.microsoft.com/en-us/graph/throttling): over the request budget
+    (10,000 per 10 minutes, set to 3 by control) answers 429 with
     Retry-After until the window moves on (simulated clock); refused requests count too."""
     alice = bearer(world, world.alice)
     world.control("POST", "throttling", {"requests": 3})
@@ -89,7 +96,8 @@ async def test_request_budget_per_window(world: World):
 
 
 def test_writes_are_throttled_before_reads(world: World):
-    """§3.2: writes can be throttled while reads pass: a write budget below the request budget (the same calls
+    """Microsoft Graph throttling guidance (https://learn.microsoft.com/en-us/graph/throttling): writes can be
+    throttled while reads pass: a write budget below the request budget (the same calls
     part 3's $batch items go through)."""
     world.control("POST", "throttling", {"requests": 10, "writes": 2})
     throttle = Throttle(world.state)
@@ -103,7 +111,8 @@ def test_writes_are_throttled_before_reads(world: World):
 
 
 async def test_the_sdk_retries_after_retry_after(world: World):
-    """§3.2: the Graph SDK's retry handler waits Retry-After and retries: an injected 429 is invisible to the
+    """Microsoft Graph throttling guidance (https://learn.microsoft.com/en-us/graph/throttling): the Graph SDK's retry
+    handler waits Retry-After and retries: an injected 429 is invisible to the
     caller, the request log shows both."""
     _, tokens = world.sign_in(world.alice)
     world.control("POST", "faults", {"path": "/v1.0/me/calendars", "status": 429, "retryAfter": 1, "count": 1})
@@ -117,7 +126,8 @@ async def test_the_sdk_retries_after_retry_after(world: World):
                                               (504, "UnknownError")])
 async def test_faults_fail_the_next_requests(world: World, status: int, code: str):
     """Control faults: the next n requests to a path (glob, optional method) fail with the status and a Graph
-    error body (§3.3: 503 may carry Retry-After); then the path works again."""
+    error body (Microsoft Graph error responses and resource types (https://learn.microsoft.com/en-us/graph/errors):
+    503 may carry Retry-After); then the path works again."""
     alice = bearer(world, world.alice)
     world.control("POST", "faults", {"path": "/v1.0/me/calendar*", "status": status, "count": 2, "retryAfter": 3})
     async with raw_client(world) as http:

@@ -57,6 +57,9 @@ def test_run_command_serves_health_and_stops_on_sigint(tmp_path):
     port = free_port()
     output = serve_health_then_sigint(["bash", "devstack/run.sh", "--port", str(port), "--azurite-ports", "auto"],
                                       port, tmp_path / "up.log")
+    # A clean stop: the app's clients are closed (no "Unclosed client session"), and no line is withheld.
+    assert "Unclosed" not in output
+    assert "redaction failed" not in output
     found = re.search(r"Azurite\s+blob/queue/table on 127\.0\.0\.1:(\d+)/(\d+)/(\d+)", output)
     assert found, output
     for azurite_port in map(int, found.groups()):  # Azurite went down with the stack

@@ -12,7 +12,7 @@ import pytest
 
 from shared.accounts.status import clear_app_alarm
 from shared.errors import AccountAuthError, AppAuthError
-from shared.services import get_auth, get_services
+from shared.wiring import get_auth, get_services
 from tests.devstack.world import browser
 from tests.e2e.conftest import SAMPLE
 from tests.leaks import issued_secrets, leaked
@@ -50,6 +50,7 @@ async def account_status(stack, account: str) -> dict:
     return response.json()
 
 
+@pytest.mark.disabled_functions("subscription_worker")  # the test reads the subscriptions queue itself
 async def test_connect_reconnect_and_disconnect_through_the_runner(stack):
     account, confirmed = await connect(stack)
     assert confirmed.status_code == 200, confirmed.text
@@ -105,6 +106,7 @@ async def test_refresh_after_expiry_is_silent_and_a_dead_grant_is_healed_by_the_
     assert (await broker.access_token(account)).token
 
 
+@pytest.mark.disabled_functions("subscription_worker")  # its token refresh would race the test's own
 async def test_an_expired_client_secret_raises_the_app_alarm_on_health(stack):
     account, _ = await connect(stack)
     assert (await stack.http.get(f"{stack.base}/api/health")).json()["status"] == "ok"
@@ -114,9 +116,11 @@ async def test_an_expired_client_secret_raises_the_app_alarm_on_health(stack):
         with pytest.raises(AppAuthError):
             await get_auth().broker.access_token(account)
         health = await stack.http.get(f"{stack.base}/api/health")
-        assert health.status_code == 503
-        assert health.json()["status"] == "alarm"
-        assert "AADSTS7000222" in health.json()["problems"][0]
+        assert (health.status_code, health.json()) == (503, {"status": "alarm"})
+        details = await stack.http.get(f"{stack.base}/api/health/details", headers=stack.keyed())
+        assert details.json()["status"] == "alarm"
+        assert "AADSTS7000222" in details.json()["problems"][0]
+        assert (await stack.http.get(f"{stack.base}/api/health/details")).status_code == 401
         assert (await account_status(stack, account))["status"] == "active"
     finally:
         await clear_app_alarm(get_services())
@@ -160,3 +164,29 @@ async def test_no_issued_token_code_or_secret_reaches_logs_tables_or_queues(stac
     secrets = issued_secrets(stack.sim_session, stack.sim_url, SAMPLE_CLIENT_SECRET)
     assert len(secrets) > 4
     assert await leaked(secrets, get_services(), caplog.text) == []
+
+
+async def test_purge_runs_as_queued_work_through_the_runner(stack):
+    import asyncio
+
+    from shared.accounts.repository import AccountRepository
+    from shared.store.ports import MAILBOX, Row
+
+    account, confirmed = await connect(stack)
+    assert confirmed.status_code == 200, confirmed.text
+    await get_services().tables.upsert(MAILBOX, Row(account, "ev:cal:1", {"subject": "x"}))
+    gone = await stack.http.delete(f"{stack.base}/api/accounts/{account}", params={"purge": "true"},
+                                   headers=stack.keyed())
+    assert (gone.status_code, gone.json()["purged"], gone.json()["mailbox"]) == (200, True, None)
+    bad = await stack.http.delete(f"{stack.base}/api/accounts/{account}", params={"purge": "yes"},
+                                  headers=stack.keyed())
+    assert (bad.status_code, bad.json()["error"]["field"]) == (400, "purge")
+    repo = AccountRepository(get_services().tables)
+    for _ in range(100):  # the runner's subscription_worker takes the Purge message
+        stored = await repo.get(account)
+        if stored is not None and stored.purged_at is not None:
+            break
+        await asyncio.sleep(0.2)
+    assert stored is not None
+    assert stored.purged_at is not None
+    assert [r async for r in get_services().tables.query(MAILBOX, account)] == []

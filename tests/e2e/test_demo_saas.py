@@ -27,6 +27,20 @@ async def test_a_person_connects_a_calendar_through_the_demo_page(stack):
         assert landed.status_code == 200, landed.text
         assert "Calendar connected" in landed.text
         assert "megan@contoso.test" in landed.text
-        assert "&quot;active&quot;" in landed.text
+        assert "<td>Connected</td>" in landed.text             # the status as a person reads it
+        assert "Connected since" in landed.text
+        assert " UTC" in landed.text
+        assert "{" not in landed.text                          # not raw JSON
+
+        # Cancel at the consent page: back to the demo product, which says why.
+        started = await stack.http.post(f"{demo.public_url}/connect", data={"user": "person-7"})
+        opened = await stack.http.get(started.headers["location"])
+        form = browser(stack.sim_session, stack.sim_url, opened.headers["location"], "megan@contoso.test", "deny")
+        back = await stack.http.post(f"{stack.base}/api/oauth/callback", data=form)
+        assert back.status_code == 302
+        assert back.headers["location"].startswith(demo.return_url + "?connect_error=access_denied")
+        landed = await stack.http.get(back.headers["location"])
+        assert "Not connected" in landed.text
+        assert "cancelled" in landed.text
     finally:
         await runner.cleanup()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from shared.config import get_settings
 from shared.ids import new_account_id
 from shared.messages import parse_message
-from shared.services import get_work_queue
+from shared.wiring import get_work_queue
 from tests.unit.test_webhook import notification
 
 
@@ -47,6 +49,7 @@ async def test_handshake_batch_and_forgery_through_the_runner(stack, monkeypatch
     assert wrong_type.status_code == 415
 
 
+@pytest.mark.disabled_functions("subscription_worker")  # the test reads the subscriptions queue itself
 async def test_lifecycle_events_through_the_runner(stack, monkeypatch):
     monkeypatch.setenv("COALESCE_DELAY_SECONDS", "0")
     get_settings.cache_clear()

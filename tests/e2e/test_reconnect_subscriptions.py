@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.messages import parse_message
-from shared.services import get_work_queue
+from shared.wiring import get_work_queue
 from tests.devstack.conftest import until
 from tests.e2e.test_connect import ADELE, account_status, connect
 from tests.e2e.test_subscriptions import connect_and_subscribe, sim_subscriptions

@@ -1,5 +1,6 @@
 """The simulator's real notifications reach the product's webhook and lifecycle receivers through the local
-runner: the handshake on subscription create (graph-notes §2.4), a change notification (§2.6) and a
+runner: the handshake on subscription create and a change notification ("Receive change notifications through webhooks",
+https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks) and a
 lifecycle event (§2.7), queued by the product on Azurite. The subscription is made with msgraph-sdk and an
 app-only token, so that only the simulator's delivery and the product's receivers are under test here.
 The runner shares the test's event loop: control calls that wait on deliveries run in a thread."""
@@ -16,8 +17,8 @@ from devstack.m365.control import DEMO_TENANT_ID
 from shared.config import get_settings
 from shared.ids import new_account_id
 from shared.messages import parse_message
-from shared.services import get_work_queue
 from shared.webhook.client_state import make_client_state
+from shared.wiring import get_work_queue
 from tests.devstack.world import graph_client
 from tests.e2e.conftest import SAMPLE
 

@@ -10,9 +10,9 @@ from typing import Any
 
 from shared.config import get_settings
 from shared.messages import Renew, parse_message
-from shared.services import get_auth, get_services, get_work_queue
 from shared.subscriptions.renewer import plan_renewals
 from shared.subscriptions.worker import SubscriptionWorker
+from shared.wiring import get_auth, get_services, get_work_queue
 from tests.devstack.conftest import until
 from tests.e2e.test_connect import ADELE, connect
 

@@ -11,7 +11,7 @@ https://learn.microsoft.com/en-us/azure/azure-functions/functions-bindings-stora
 from __future__ import annotations
 
 from shared.config import get_settings
-from shared.services import get_services, get_work_queue
+from shared.wiring import get_services, get_work_queue
 from tests.devstack.conftest import until
 from tests.e2e.test_connect import connect
 from tests.e2e.test_subscriptions import sim_patch_switches, sim_subscriptions

@@ -4,12 +4,11 @@ session's Azurite, and fresh process-wide services for each test."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-import shared.services as services_module
+import shared.wiring as services_module
 from shared.config import QUEUES, StorageSettings, get_settings
 from shared.store.factory import QUEUE_API_VERSION, build_table_store
 from shared.store.ports import TABLES, TableOp
@@ -20,14 +19,7 @@ SAMPLE = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
 
 async def close_process_state() -> None:
     """Close what the app built in this process (its clients hold connections), then forget it."""
-    if "shared.graph.client" in sys.modules:  # only when a test used Graph: it costs seconds to import
-        await sys.modules["shared.graph.client"].close_pooled_http_clients()
-    if services_module._auth is not None:
-        await services_module._auth.vault.close()  # type: ignore[attr-defined]
-    if services_module._services is not None:
-        await services_module._services.close()
-    elif services_module._queue is not None:
-        await services_module._queue.close()  # type: ignore[attr-defined]
+    await services_module.close_services()
     reset_process_state()
 
 

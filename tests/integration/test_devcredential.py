@@ -19,7 +19,7 @@ def test_only_a_loopback_vault_gets_the_dev_credential():
 
 
 async def test_secret_client_round_trip_with_the_dev_credential(vault: KeyVaultServer):
-    """SecretClient answers the dev server's 401 challenge with the dev credential's token (platform-notes §6),
+    """SecretClient answers the dev server's 401 challenge with the dev credential's token,
     trusting the local CA through a bundle path as the product's LOCAL_CA_BUNDLE does."""
     credential = key_vault_credential_for(vault.url)
     async with credential, SecretClient(vault.url, credential, verify_challenge_resource=False,

@@ -111,7 +111,7 @@ async def test_mailbox_transaction_with_in_partition_index_rows(tables):
 
 
 async def test_services_wire_the_azure_stores_from_settings(app_env):
-    import shared.services as services_module
+    import shared.wiring as services_module
 
     services = services_module.get_services()
     assert services_module.get_services() is services

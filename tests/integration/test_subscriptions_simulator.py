@@ -1,6 +1,7 @@
 """The product's SubscriptionGateway on msgraph-sdk (shared/subscriptions/msgraph.py) against the Microsoft
 365 simulator's subscriptions, with an account connected through the real msal and Key Vault client and a
-test webhook answering the validation handshake (graph-notes §2.4, §2.8)."""
+test webhook answering the validation handshake ("Receive change notifications through webhooks",
+https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks)."""
 
 from __future__ import annotations
 
@@ -78,9 +79,9 @@ async def test_an_unsupported_account_deletes_its_subscription_with_a_cleanup_to
     """Review finding 3: the broker refused every token to a non-live account, so the delete the status
     matrix asks for never happened and the subscription stayed live at Graph."""
     from shared.accounts.status import mark_unsupported
+    from shared.dispatch import dispatch
     from shared.errors import MailboxUnsupported
     from shared.messages import Subscribe
-    from shared.ops.dispatch import dispatch
     from shared.subscriptions.worker import SubscriptionWorker
 
     _allow_callback(stack)

@@ -9,12 +9,12 @@ import azure.functions as func
 import function_app
 from shared.accounts.status import raise_app_alarm
 from shared.errors import AppAuthError
-from shared.services import get_services
+from shared.wiring import get_services
 from tests.integration.conftest import SAMPLE
 
 
-def health_request() -> func.HttpRequest:
-    return func.HttpRequest(method="GET", url="http://localhost:7071/api/health", headers={}, params={},
+def health_request(path: str = "health") -> func.HttpRequest:
+    return func.HttpRequest(method="GET", url=f"http://localhost:7071/api/{path}", headers={}, params={},
                             route_params={}, body=b"")
 
 
@@ -28,22 +28,27 @@ async def test_health_is_ok_with_valid_settings(app_env):
 async def test_health_names_missing_settings_without_values(app_env):
     app_env.delenv("CLIENT_ID")
     app_env.delenv("KEY_VAULT_URL")
-    response = await function_app.health_check(health_request())
+    response = await function_app.health_details(health_request("health/details"))
     assert response.status_code == 503
     body = json.loads(response.get_body())
     assert body["status"] == "misconfigured"
     assert body["problems"] == ["KEY_VAULT_URL: missing", "CLIENT_ID: missing"]
     assert SAMPLE["CLIENT_SECRET"] not in response.get_body().decode()
+    anonymous = await function_app.health_check(health_request())
+    assert anonymous.status_code == 503
+    assert json.loads(anonymous.get_body()) == {"status": "misconfigured"}  # no setting names for strangers
 
 
 async def test_health_reports_the_app_alarm(app_env):
     await raise_app_alarm(get_services(), AppAuthError("invalid_client", aad_code="AADSTS7000222"))
     try:
-        response = await function_app.health_check(health_request())
+        response = await function_app.health_details(health_request("health/details"))
         assert response.status_code == 503
         body = json.loads(response.get_body())
         assert body["status"] == "alarm"
         assert "AADSTS7000222" in body["problems"][0]
+        anonymous = await function_app.health_check(health_request())
+        assert json.loads(anonymous.get_body()) == {"status": "alarm"}
     finally:
         from shared.accounts.status import clear_app_alarm
         await clear_app_alarm(get_services())

@@ -102,6 +102,40 @@ def test_importing_the_app_reads_no_settings_and_loads_no_graph_sdk():
     assert done.stdout.strip() == "False"
 
 
+def test_the_webhook_path_loads_neither_the_table_sdk_nor_msal():
+    # The receiver only queues: building its queue client must not import azure-data-tables, msal or
+    # msgraph-sdk, which a cold start would pay for before answering Graph.
+    code = ("import json, os, sys; os.environ.update(json.load(open('local.settings.sample.json'))['Values']); "
+            "import function_app; from shared.wiring import get_work_queue; get_work_queue(); "
+            "print(sorted({m.split('.')[0] + '.' + m.split('.')[1] if m.startswith('azure.') else m.split('.')[0] "
+            "for m in sys.modules if m.startswith(('azure.data', 'msal', 'msgraph'))}))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={"PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(("name", "value"), [("PER_CALENDAR_SUBSCRIPTIONS", "true"), ("SHARED_CALENDARS", "true"),
+                                             ("CLIENT_CERTIFICATE_NAME", "app-cert")])
+def test_a_setting_that_turns_on_an_unbuilt_feature_is_refused_by_name(name, value):
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env(sample_values() | {name: value})
+    assert list(raised.value.problems) == [f"{name}: not supported yet; leave it empty or false"]
+
+
+def test_callbacks_are_refused_until_they_are_built():
+    env = sample_values() | {"SAAS_CALLBACK_URL": "https://saas.example.com/hook", "SAAS_CALLBACK_SECRET": "s3cret"}
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env(env)
+    assert list(raised.value.problems) == ["SAAS_CALLBACK_URL: not supported yet; leave it empty or false"]
+
+
+def test_the_unbuilt_features_off_are_accepted():
+    env = sample_values() | {"PER_CALENDAR_SUBSCRIPTIONS": "false", "SHARED_CALENDARS": "false",
+                             "CLIENT_CERTIFICATE_NAME": "", "SAAS_CALLBACK_URL": ""}
+    settings = Settings.from_env(env)
+    assert (settings.per_calendar_subscriptions, settings.shared_calendars) == (False, False)
+
+
 UNRESOLVED = "@Microsoft.KeyVault(VaultName=kv-example;SecretName=client-state-keys)"
 
 
@@ -118,8 +152,7 @@ def test_an_unresolved_key_vault_reference_is_refused_by_name(name):
 
 def test_an_unresolved_reference_in_lower_case_or_for_an_optional_setting_is_refused_too():
     with pytest.raises(ConfigError) as raised:
-        Settings.from_env(sample_values() | {"SAAS_CALLBACK_URL": "https://saas.example.com/hook",
-                                             "SAAS_CALLBACK_SECRET": UNRESOLVED.lower()})
+        Settings.from_env(sample_values() | {"SAAS_CALLBACK_SECRET": UNRESOLVED.lower()})
     assert [p.split(":")[0] for p in raised.value.problems] == ["SAAS_CALLBACK_SECRET"]
 
 

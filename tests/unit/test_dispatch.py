@@ -9,9 +9,9 @@ import json
 import pytest
 
 from shared.accounts.model import Status
+from shared.dispatch import MAX_INLINE_WAITS, MAX_THROTTLE_RESENDS, dispatch
 from shared.errors import AccountAuthError, BadMessage, MailboxUnsupported, Throttled, TransientGraphError
 from shared.messages import Subscribe, Sync, parse_message
-from shared.ops.dispatch import MAX_INLINE_WAITS, MAX_THROTTLE_RESENDS, dispatch
 from tests.unit.test_subscriptions import Subs
 
 

@@ -11,7 +11,7 @@ import function_app
 
 @pytest.fixture(scope="module")
 def triggers():
-    # get_functions() may be called once per app instance (platform notes §4); a local runner in the
+    # get_functions() may be called once per app instance; a local runner in the
     # same test session may have indexed this app already, so start from a clean index.
     function_app.app.functions_bindings = None
     functions = function_app.app.get_functions()
@@ -20,6 +20,8 @@ def triggers():
 
 @pytest.mark.parametrize(("name", "route", "methods", "auth"), [
     ("health_check", "health", ["GET"], "ANONYMOUS"),
+    ("health_details", "health/details", ["GET"], "FUNCTION"),
+    ("openapi_document", "openapi.json", ["GET"], "ANONYMOUS"),
     ("notifications", "notifications", ["POST"], "ANONYMOUS"),
     ("lifecycle", "lifecycle", ["POST"], "ANONYMOUS"),
     ("connect_sessions", "connect-sessions", ["POST"], "FUNCTION"),

@@ -45,3 +45,27 @@ async def test_failures_keep_graph_ids_and_lose_secrets():
     assert (entry.http_status, entry.graph_request_id, entry.client_request_id) == (429, "req-9", "cli-9")
     assert entry.error_class == "Throttled"
     assert "1.AXoAsecret" not in (entry.detail or "")
+
+
+async def test_expire_deletes_entries_past_the_retention_in_every_partition():
+    store = InMemoryTableStore()
+    clock = FixedClock(1_790_000_000.0)
+    journal = Journal(store, clock=clock)
+    for partition in ("acct1", "acct2", None):
+        await journal.record(partition, JournalEntry("old", "ok"))
+    clock.now += 29 * 86_400
+    await journal.record("acct1", JournalEntry("recent", "ok"))
+    clock.now += 2 * 86_400                                   # "old" is 31 days old, "recent" 2
+    assert await journal.expire(30) == 3
+    assert [e.operation for e in await journal.recent("acct1")] == ["recent"]
+    assert await journal.recent("acct2") == []
+    assert await journal.recent(None) == []
+    assert await journal.expire(30) == 0
+
+
+class FixedClock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now

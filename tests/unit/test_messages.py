@@ -40,7 +40,7 @@ def test_every_kind_round_trips(message):
 def test_kinds_map_to_their_queues():
     assert {k: c.queue for k, c in MESSAGE_TYPES.items()} == {
         "sync": "sync", "subscribe": "subscriptions", "renew": "subscriptions", "reauthorize": "subscriptions",
-        "unsubscribe": "subscriptions", "outbound": "outbound"}
+        "unsubscribe": "subscriptions", "purge": "subscriptions", "outbound": "outbound"}
 
 
 @pytest.mark.parametrize(("body", "error"), [

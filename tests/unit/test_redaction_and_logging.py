@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from shared.ops.logging import install_redaction, log_context
-from shared.ops.redaction import REDACTED, redact, register_secret
+from shared.redaction import REDACTED, redact, register_secret
 
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJvaWQiOiIxMjMifQ.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
 REFRESH = "1.AXoAabcdefghijklmnopqrstuvwxyz0123456789-_ABCDEF.AgABAAEAAAD"
@@ -27,6 +27,8 @@ REFRESH = "1.AXoAabcdefghijklmnopqrstuvwxyz0123456789-_ABCDEF.AgABAAEAAAD"
     "code=plain-opaque-code-XYZ&state=abc",
     "PUT https://acct.queue.core.windows.net/q?sv=2024&sig=sasSignatureValue%3D&se=2026",
     "Endpoint=sb://x/;SharedAccessKeyName=k;SharedAccessKey=abcDEF123==",
+    "GET /api/connect/st1.q3NvbWUtc2VhbGVkLWJ5dGVzLWhlcmUtX2FuZC1tb3Jl HTTP/1.1",
+    "302 to https://saas.test/back?connect_result=st1.AbCdEfGhIjKlMnOpQrStUv_-0123&account=x",
 ])
 def test_patterns_are_redacted(text):
     out = redact(text)

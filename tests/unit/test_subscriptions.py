@@ -53,9 +53,9 @@ async def test_subscribe_creates_one_subscription_as_graph_expects(subs):
     await subs.worker.handle(Subscribe(account=account))
     (live,) = subs.gateway.live(account)
     stored = await subs.account(account)
-    assert live.resource == f"users/{stored.identity.user}/events"                      # graph-notes §2.1
+    assert live.resource == f"users/{stored.identity.user}/events"                      # Create subscription
     assert live.notification_url == "http://127.0.0.1:7071/api/notifications"
-    assert live.expires_at == subs.clock.now + 4230 * 60                               # graph-notes §2.2
+    assert live.expires_at == subs.clock.now + 4230 * 60                               # Outlook: 4,230 min
     claims = verify_client_state(live.client_state, stored.identity.tenant,
                                  subs.services.settings.client_state_keys)
     assert claims is not None
@@ -116,7 +116,9 @@ async def test_renew_or_reauthorize_of_a_subscription_gone_at_graph_recreates_it
 
 
 async def test_subscribe_recreates_a_subscription_removed_at_graph(subs):
-    """subscriptionRemoved (graph-notes §2.7): the table still lists it, Graph no longer has it."""
+    """subscriptionRemoved ("Reduce missing subscriptions and change notifications",
+    https://learn.microsoft.com/en-us/graph/change-notifications-lifecycle-events):
+    the table still lists it, Graph no longer has it."""
     account = await subs.active_account()
     await subs.worker.handle(Subscribe(account=account))
     (first,) = subs.gateway.live(account)
@@ -233,7 +235,7 @@ async def test_a_stray_subscription_at_graph_is_deleted(subs):
 
 
 async def test_disconnect_deletes_the_subscription_before_the_secret(subs):
-    from shared.accounts.connect import Connector
+    from shared.connect.connector import Connector
 
     account = await subs.active_account()
     await subs.worker.handle(Subscribe(account=account))

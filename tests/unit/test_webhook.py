@@ -29,7 +29,8 @@ OTHER_TENANT = "0b0b0b0b-1111-4222-8333-444444444444"
 
 def notification(account: str, *, key: ClientStateKey = K1, tenant: str = TENANT, change: str = "updated",
                  generation: int = 1, event_id: str = "AAMkAD=") -> dict:
-    """A change notification shaped as graph-notes §2.6 describes."""
+    """A change notification shaped as "Receive change notifications through webhooks" shows
+    (https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks)."""
     return {
         "subscriptionId": "7f105c7d-2dc5-4530-97cd-4e7ae6534c07",
         "subscriptionExpirationDateTime": "2026-11-28T18:23:45.9356913Z",
@@ -41,12 +42,12 @@ def notification(account: str, *, key: ClientStateKey = K1, tenant: str = TENANT
     }
 
 
-# --- clientState (design.md "Auth") -------------------------------------------------------------------
+# --- clientState (docs/architecture.md, "Notifications and subscriptions") ------------------------
 
 def test_client_state_round_trips_and_stays_under_graphs_limit():
     account = new_account_id()
     value = make_client_state(K1, account, 12, TENANT)
-    assert len(value) <= MAX_LENGTH  # graph-notes §2.3: 128 characters at most
+    assert len(value) <= MAX_LENGTH  # subscription resource type: clientState is 128 characters at most
     claims = verify_client_state(value, TENANT, [K1])
     assert claims is not None
     assert (claims.account, claims.key_id, claims.generation) == (account, "k1", 12)
@@ -86,7 +87,7 @@ def test_a_client_state_for_another_account_id_is_refused():
     assert verify_client_state(value.replace(a, b), TENANT, [K1]) is None
 
 
-# --- handshake (graph-notes §2.4) --------------------------------------------------------------------
+# --- handshake ("Receive change notifications through webhooks", notificationUrl validation) ---
 
 def test_validation_token_is_echoed_as_plain_text_only():
     token = "Validation: Testing client application reachability for subscription Request-Id: 1"

@@ -1,6 +1,6 @@
 """Test app for the simulator's notifications: a Graph webhook as an azure.functions app on the local runner.
-It answers the validation handshake with the decoded token (graph-notes §2.4) and otherwise keeps what it
-received and answers 202 (§2.5)."""
+It answers the validation handshake with the decoded token and otherwise keeps what it received and
+answers 202 (Receive change notifications through webhooks, https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks)."""
 
 from __future__ import annotations
 

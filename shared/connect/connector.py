@@ -1,13 +1,14 @@
 """Connecting a mailbox: connect sessions, the OAuth callback, the SaaS's confirm, reconnect and
-disconnect (design.md "Functions" and "Auth, tokens and account statuses").
+disconnect (docs/architecture.md, "Connecting a mailbox").
 
 The flow, and why it is shaped so:
 1. The SaaS backend creates a session for its user's external reference and a return URL, and gets
-   a signed link that works until it expires (so a mail scanner opening it first does no harm).
+   a sealed (encrypted, authenticated: shared/sealed.py) link that works until it expires (so a mail
+   scanner opening it first does no harm).
 2. Opening the link starts msal's auth-code flow (state, nonce, PKCE); the flow is kept server side
    in ``oauthflows`` for ten minutes and its ``state`` is consumed once.
-3. The callback redeems the code, stores the refresh state in the vault (with an expiry), records a
-   *pending* generation and redirects to the return URL with a short-lived signed result token.
+3. The callback redeems the code, records a *pending* generation, stores the refresh state in the
+   vault and redirects to the return URL with a short-lived sealed result token.
 4. The SaaS backend confirms with that token and its logged-in user's reference. Only then does the
    generation become live. A link sent to a victim therefore binds nothing to the attacker: the
    confirm must come from the SaaS session of the reference that created the link.
@@ -17,15 +18,19 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from shared.accounts.model import Account, Identity, PendingGeneration, Status, secret_tags
+from shared.accounts.purge import request_purge
 from shared.accounts.repository import AccountRepository
 from shared.accounts.status import raise_app_alarm, record_status_change, set_status
+from shared.api import RequestError, boolean, error_result, iso_utc, json_object, optional_text, text
 from shared.auth.ports import IdentityProvider, MailboxDirectory, TokenVault
+from shared.context import Services
 from shared.errors import (
     AccountAuthError,
     AppAuthError,
@@ -36,14 +41,13 @@ from shared.errors import (
     RowNotFound,
     StorageConflict,
 )
-from shared.http import HttpResult, error_result, json_result, page, redirect
+from shared.http import HttpResult, json_result, page, redirect
 from shared.ids import is_account_id, new_account_id
 from shared.messages import Subscribe, Sync
 from shared.ops.journal import JournalEntry
 from shared.ops.logging import log_context
-from shared.services import Services
-from shared.signing import read_token, sign_token
-from shared.store.ports import BOOKINGS, CALENDARS, MAILBOX, OAUTHFLOWS, OUTBOX, SUBSCRIPTIONS, Row, TableOp
+from shared.sealed import open_token, seal_token
+from shared.store.ports import OAUTHFLOWS, Row, TableOp
 from shared.subscriptions.gateway import SubscriptionGateway
 
 log = logging.getLogger("shared.connect")
@@ -51,10 +55,15 @@ log = logging.getLogger("shared.connect")
 LINK_PURPOSE = "connect-link"
 RESULT_PURPOSE = "connect-result"
 FLOW_TTL_SECONDS = 600
-MAX_REF_LENGTH = 256
+MAX_REF_LENGTH = 256          # external_ref
+MAX_RETURN_URL_LENGTH = 2048  # return_url
+MAX_LOGIN_HINT_LENGTH = 256   # login_hint
+MAX_RESULT_LENGTH = 4096      # result (the result token)
 MAX_QUERY_LENGTH = 8192
 CALLBACK_PATH = "/api/oauth/callback"
 RESULT_PARAM = "connect_result"
+ERROR_PARAM = "connect_error"  # access_denied, consent_required, interaction_required, login_required,
+#                                 sign_in_failed, sign_in_refused, mailbox_unsupported
 
 START_AGAIN = "Go back to the application and start connecting your calendar again."
 
@@ -80,24 +89,34 @@ class Connector:
     async def create_session(self, body: bytes) -> HttpResult:
         """POST /api/connect-sessions {external_ref, return_url, login_hint?, account?}."""
         try:
-            request = _json_object(body)
-            external_ref = _text(request, "external_ref", MAX_REF_LENGTH)
-            return_url = _text(request, "return_url", 2048)
-            login_hint = _optional_text(request, "login_hint", 256)
-        except ValueError as exc:
-            return error_result(400, "invalid_request", str(exc))
-        if not self._return_url_allowed(return_url):
-            return error_result(400, "return_url_not_allowed",
-                                "return_url must match one of ALLOWED_RETURN_URLS in scheme, host, port and path")
-        return json_result(201, self._session(external_ref, return_url, login_hint))
+            request = json_object(body)
+            external_ref = text(request, "external_ref", MAX_REF_LENGTH)
+            return_url = text(request, "return_url", MAX_RETURN_URL_LENGTH)
+            login_hint = optional_text(request, "login_hint", MAX_LOGIN_HINT_LENGTH)
+            self._check_return_url(return_url)
+        except RequestError as exc:
+            return exc.result()
+        session = self._session(external_ref, return_url, login_hint)
+        return json_result(201, {"url": session["url"], "expires_at": iso_utc(session["expires_at"])})
 
-    def _session(self, external_ref: str, return_url: str, login_hint: str | None) -> dict[str, Any]:
+    def _session(self, external_ref: str, return_url: str, login_hint: str | None,
+                 reconnect: str | None = None) -> dict[str, Any]:
         settings = self.services.settings
         now = self.services.clock()
         ttl = settings.connect_link_minutes * 60
-        claims = {"ref": external_ref, "ret": return_url, **({"hint": login_hint} if login_hint else {})}
-        token = sign_token(self._key, LINK_PURPOSE, claims, now=now, ttl_seconds=ttl)
+        claims = {"ref": external_ref, "ret": return_url, **({"hint": login_hint} if login_hint else {}),
+                  **({"acc": reconnect} if reconnect else {})}
+        token = seal_token(self._key, LINK_PURPOSE, claims, now=now, ttl_seconds=ttl)
         return {"url": f"{settings.public_base_url}/api/connect/{token}", "expires_at": now + ttl}
+
+    def _check_return_url(self, url: str) -> None:
+        try:
+            allowed = self._return_url_allowed(url)
+        except ValueError:  # urlsplit's port: not a number, or out of range
+            raise RequestError(400, "invalid_field", "return_url is not a valid URL", "return_url") from None
+        if not allowed:
+            raise RequestError(400, "return_url_not_allowed", "return_url must match one of ALLOWED_RETURN_URLS "
+                               "in scheme, host, port and path", "return_url")
 
     def _return_url_allowed(self, url: str) -> bool:
         candidate = urlsplit(url)
@@ -114,7 +133,7 @@ class Connector:
     async def open_link(self, token: str) -> HttpResult:
         """GET /api/connect/{session}: start the sign-in; the link works until it expires."""
         try:
-            claims = read_token(self._key, LINK_PURPOSE, token, now=self.services.clock())
+            claims = open_token(self._key, LINK_PURPOSE, token, now=self.services.clock())
         except InvalidToken as exc:
             title = "This link has expired" if exc.expired else "This link is not valid"
             return page(400 if not exc.expired else 410, title, "The connect link cannot be used.", hint=START_AGAIN)
@@ -128,7 +147,7 @@ class Connector:
         now = self.services.clock()
         await self.services.tables.insert(OAUTHFLOWS, Row(start.state, "", {
             "flow": json.dumps(dict(start.flow)), "external_ref": claims["ref"], "return_url": claims["ret"],
-            "expires_at": now + FLOW_TTL_SECONDS}))
+            "account": claims.get("acc"), "expires_at": now + FLOW_TTL_SECONDS}))
         return redirect(start.auth_uri)
 
     @property
@@ -149,9 +168,13 @@ class Connector:
             return page(400, "This sign-in cannot be completed",
                         "The sign-in response is unknown, was already used, or has expired.", hint=START_AGAIN)
         if "error" in query:
-            await self.services.journal.record(None, JournalEntry(
-                "connect", "error", stage="authorize", error_class=query["error"][:64]))
-            return _idp_error_page(query["error"], query.get("error_description", ""))
+            # The flow is known, so the person goes back to the SaaS, which learns why (a cancel at the
+            # consent page is access_denied, AADSTS65004); only an unknown state gets our own page.
+            code = query["error"] if query["error"] in _IDP_ERRORS else "sign_in_failed"
+            await self.services.journal.record(flow_row.get("account"), JournalEntry(
+                "connect", "error", stage="authorize", error_class=query["error"][:64],
+                detail=_aadsts_code(query.get("error_description", ""))))
+            return self._back_with_error(flow_row, code)
         if not query.get("code"):
             return page(400, "This sign-in cannot be completed", "The sign-in response carries no code.",
                         hint=START_AGAIN)
@@ -163,15 +186,15 @@ class Connector:
             return page(400, "This sign-in cannot be completed", "The sign-in response does not match this sign-in.",
                         hint=START_AGAIN)
         except AccountAuthError as exc:
-            await self.services.journal.record(None, JournalEntry.failure("connect", exc, stage="redeem"))
-            return page(400, "Sign-in was not completed", "Microsoft did not accept the sign-in.", hint=START_AGAIN)
+            await self.services.journal.record(flow_row.get("account"), JournalEntry.failure(
+                "connect", exc, stage="redeem"))
+            return self._back_with_error(flow_row, "sign_in_refused")
         except AppAuthError as exc:
             return await self._app_failure(exc)
         except MailboxUnsupported as exc:
-            await self.services.journal.record(None, JournalEntry.failure("connect", exc, stage="profile"))
-            return page(400, "This calendar cannot be connected",
-                        "This mailbox cannot be reached through Microsoft Graph (for example, it is hosted "
-                        "on-premises or has no Exchange Online licence).")
+            await self.services.journal.record(flow_row.get("account"), JournalEntry.failure(
+                "connect", exc, stage="profile"))
+            return self._back_with_error(flow_row, "mailbox_unsupported")
         except (IdentityUnavailable, GraphError) as exc:
             await self.services.journal.record(None, JournalEntry.failure("connect", exc, stage="redeem"))
             return page(503, "Microsoft could not be reached", "Signing in could not be completed right now.",
@@ -181,13 +204,20 @@ class Connector:
         account, generation = await self._record_pending(identity, grant.scopes, grant.token_state,
                                                          str(flow_row.get("external_ref")))
         now = self.services.clock()
-        result = sign_token(self._key, RESULT_PURPOSE, {"acc": account, "gen": generation,
+        result = seal_token(self._key, RESULT_PURPOSE, {"acc": account, "gen": generation,
                                                         "ref": flow_row.get("external_ref")},
                             now=now, ttl_seconds=self.services.settings.result_token_minutes * 60)
         with log_context(account=account, tenant=identity.tenant, stage="callback"):
             await self.services.journal.record(account, JournalEntry(
                 "connect", "ok", stage="callback", counts={"generation": generation}))
         return redirect(_with_query(str(flow_row.get("return_url")), {RESULT_PARAM: result, "account": account}))
+
+    def _back_with_error(self, flow_row: Row, code: str) -> HttpResult:
+        """Back to the session's return URL with ``connect_error`` (and the account for a reconnect)."""
+        params = {ERROR_PARAM: code}
+        if flow_row.get("account"):
+            params["account"] = str(flow_row.get("account"))
+        return redirect(_with_query(str(flow_row.get("return_url")), params))
 
     async def _consume_flow(self, state: str) -> Row | None:
         """The flow for ``state``, deleted so it works once; None when unknown, used or expired."""
@@ -219,15 +249,15 @@ class Connector:
                                                          status_changed_at=now))
             generation = await self.repo.next_generation(account)
             pending = PendingGeneration(account.account, generation, identity, scopes, now, external_ref, expires_at)
-            # The secret first, with the pending expiry: a crash leaves a secret that expires by itself.
-            # Two callbacks racing for one number both write this name; the loser moves on to the next
-            # number, and the winner's row may hold the loser's token: same user, same grant, as good.
-            await self.vault.put(pending.secret_name, token_state, expires_on=expires_at,
-                                 tags=secret_tags(account.account, generation, identity))
+            # The generation row first, as the intent: Key Vault's expiry attribute deletes nothing, so a
+            # crash after the secret write must leave a row the sweeper finds (shared/connect/sweep.py).
+            # Two callbacks racing for one number: the row's insert lets exactly one of them have it.
             try:
                 await self.repo.add_generation(pending)
             except StorageConflict:
                 continue  # a concurrent callback for this mailbox took the number: take the next
+            await self.vault.put(pending.secret_name, token_state, expires_on=expires_at,
+                                 tags=secret_tags(account.account, generation, identity))
             return account.account, generation
         raise StorageConflict("could not record the connection: too many concurrent callbacks")
 
@@ -236,31 +266,31 @@ class Connector:
     async def confirm(self, account_id: str, body: bytes) -> HttpResult:
         """POST /api/accounts/{account}/confirm {result, external_ref, move?}."""
         try:
-            request = _json_object(body)
-            result = _text(request, "result", 4096)
-            external_ref = _text(request, "external_ref", MAX_REF_LENGTH)
-            move = request.get("move", False)
-            if not isinstance(move, bool):
-                raise ValueError("move must be true or false")
-        except ValueError as exc:
-            return error_result(400, "invalid_request", str(exc))
+            request = json_object(body)
+            result = text(request, "result", MAX_RESULT_LENGTH)
+            external_ref = text(request, "external_ref", MAX_REF_LENGTH)
+            move = boolean(request, "move", False)
+        except RequestError as exc:
+            return exc.result()
         try:
-            claims = read_token(self._key, RESULT_PURPOSE, result, now=self.services.clock())
+            claims = open_token(self._key, RESULT_PURPOSE, result, now=self.services.clock())
         except InvalidToken as exc:
             return error_result(410 if exc.expired else 400, "result_expired" if exc.expired else "result_invalid",
-                                str(exc))
+                                str(exc), field="result")
         if claims.get("acc") != account_id:
-            return error_result(403, "result_for_another_account", "the result token belongs to another account")
+            return error_result(403, "result_for_another_account", "the result token belongs to another account",
+                                field="result")
         if claims.get("ref") != external_ref:
             return error_result(403, "result_for_another_reference",
-                                "the result token was issued to a connect session of another external_ref")
+                                "the result token was issued to a connect session of another external_ref",
+                                field="external_ref")
         return await self._confirm(account_id, int(claims["gen"]), external_ref, move)
 
     async def _confirm(self, account_id: str, generation: int, external_ref: str, move: bool) -> HttpResult:
         for _ in range(5):
             account = await self.repo.get(account_id)
             if account is None:
-                return error_result(404, "account_not_found", "no such account")
+                return error_result(404, "account_not_found", "no such account", field="account")
             if account.status == Status.DISCONNECTED:
                 return error_result(409, "account_disconnected", "the account is disconnected; connect again")
             pending = await self.repo.get_generation(account_id, generation)
@@ -308,13 +338,13 @@ class Connector:
         """GET /api/accounts/{account}: status, and a fresh connect link when a reconnect is needed."""
         account = await self.repo.get(account_id) if is_account_id(account_id) else None
         if account is None:
-            return error_result(404, "account_not_found", "no such account")
+            return error_result(404, "account_not_found", "no such account", field="account")
         body = describe(account)
         if account.status == Status.NEEDS_RECONNECT and account.external_ref:
             session = self._session(account.external_ref, self.services.settings.allowed_return_urls[0],
-                                    account.identity.username or None)
+                                    account.identity.username or None, reconnect=account.account)
             body["reconnect_url"] = session["url"]
-            body["reconnect_url_expires_at"] = session["expires_at"]
+            body["reconnect_url_expires_at"] = iso_utc(session["expires_at"])
         return json_result(200, body)
 
     async def disconnect(self, account_id: str, *, purge: bool) -> HttpResult:
@@ -322,7 +352,7 @@ class Connector:
         token, and keep or purge its stored data."""
         account = await self.repo.get(account_id) if is_account_id(account_id) else None
         if account is None:
-            return error_result(404, "account_not_found", "no such account")
+            return error_result(404, "account_not_found", "no such account", field="account")
         if account.status != Status.DISCONNECTED:
             if self.subscriptions is not None:
                 await self._delete_subscriptions(account)
@@ -332,11 +362,11 @@ class Connector:
             await self.repo.delete_generation(account.account, pending.generation)
         if account.generation:
             await self.vault.delete(account.secret_name)
-        if purge:
-            await self._purge(account.account)
-        await self.services.journal.record(account.account, JournalEntry("disconnect", "ok",
-                                                                         detail="purged" if purge else "kept data"))
-        return json_result(200, {**describe(account), "purged": purge})
+        await self.services.journal.record(account.account, JournalEntry(
+            "disconnect", "ok", detail="purge requested" if purge else "kept data"))
+        if purge and account.purge_requested_at is None:
+            account = await request_purge(self.services, account)
+        return json_result(200, {**describe(account), "purged": account.purge_requested_at is not None})
 
     async def _delete_subscriptions(self, account: Account) -> None:
         """Delete the subscriptions at Graph while the token that authorises it still exists. Best effort:
@@ -350,12 +380,6 @@ class Connector:
             await self.services.journal.record(account.account, JournalEntry.failure(
                 "disconnect", exc, stage="delete_subscriptions"))
 
-    async def _purge(self, account_id: str) -> None:
-        tables = self.services.tables
-        for table in (MAILBOX, CALENDARS, SUBSCRIPTIONS, BOOKINGS, OUTBOX):
-            keys = [r.row async for r in tables.query(table, account_id)]
-            await tables.bulk_write(table, [TableOp.delete(account_id, k) for k in keys])
-
     async def _app_failure(self, error: AppAuthError) -> HttpResult:
         await raise_app_alarm(self.services, error)
         return page(503, "Connecting is unavailable", "The service cannot sign in to Microsoft right now. "
@@ -366,57 +390,24 @@ def describe(account: Account) -> dict[str, Any]:
     """The account as the SaaS sees it: no tokens, no secret names."""
     return {
         "account": account.account, "status": account.status.value, "reason": account.reason,
-        "external_ref": account.external_ref, "tenant": account.identity.tenant, "user": account.identity.user,
-        "username": account.identity.username, "mailbox": account.identity.mailbox,
-        "display_name": account.identity.display_name, "scopes": list(account.scopes),
-        "consented_at": account.consented_at or None, "generation": account.generation,
+        "external_ref": account.external_ref, "tenant": account.identity.tenant, "user": account.identity.user or None,
+        "username": account.identity.username or None, "mailbox": account.identity.mailbox or None,
+        "display_name": account.identity.display_name or None, "scopes": list(account.scopes),
+        "consented_at": iso_utc(account.consented_at or None), "generation": account.generation,
     }
 
 
-_IDP_ERRORS = {
-    "access_denied": ("Access was not granted", "You (or your administrator) declined the permissions the "
-                      "calendar connection needs. Nothing was connected."),
-    "consent_required": ("Consent is required", "Your organisation requires an administrator to approve "
-                         "this application before you can connect. Nothing was connected."),
-    "interaction_required": ("Sign-in needs more steps", "Microsoft needs you to complete sign-in "
-                             "interactively. Nothing was connected."),
-    "login_required": ("Sign-in is required", "Microsoft needs you to sign in. Nothing was connected."),
-}
+# The authorization errors a person can cause, passed on as they are; anything else is sign_in_failed.
+_IDP_ERRORS = frozenset({"access_denied", "consent_required", "interaction_required", "login_required"})
 
 
-def _idp_error_page(error: str, description: str) -> HttpResult:
-    title, message = _IDP_ERRORS.get(error, ("Sign-in failed", "Microsoft reported an error. Nothing was connected."))
-    # The description comes from the query string: shown escaped and shortened, never as markup.
-    detail = f"Details from Microsoft: {description[:300]}" if description else ""
-    return page(400, title, message, hint=(detail + " " + START_AGAIN).strip())
+def _aadsts_code(description: str) -> str | None:
+    """Only the AADSTS code of Microsoft's description: the rest is free text from a query string."""
+    match = re.match(r"\s*(AADSTS\d{4,6})\b", description)
+    return match.group(1) if match else None
 
 
 def _with_query(url: str, params: Mapping[str, str]) -> str:
     parts = urlsplit(url)
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params]
     return urlunsplit(parts._replace(query=urlencode([*query, *params.items()])))
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    if len(body) > 16_384:
-        raise ValueError("the body is too large")
-    try:
-        data = json.loads(body or b"null")
-    except ValueError:
-        raise ValueError("the body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise ValueError("the body must be a JSON object")
-    return data
-
-
-def _text(data: Mapping[str, Any], name: str, limit: int) -> str:
-    value = data.get(name)
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{name} is required")
-    if len(value) > limit:
-        raise ValueError(f"{name} is longer than {limit} characters")
-    return value
-
-
-def _optional_text(data: Mapping[str, Any], name: str, limit: int) -> str | None:
-    return _text(data, name, limit) if data.get(name) is not None else None

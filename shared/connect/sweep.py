@@ -1,6 +1,7 @@
 """Sweep what the connect flow leaves behind when nobody finishes it: OAuth flows never called back,
-and pending generations never confirmed (their secrets carry their own expiry in Key Vault; the rows
-and never-confirmed accounts go here). Run by a timer; idempotent."""
+and pending generations never confirmed, with their Key Vault secrets (a generation row is written
+before its secret, so every secret a crash can leave has a row that leads here) and never-confirmed
+accounts; and journal entries past JOURNAL_RETENTION_DAYS. Run by a timer; idempotent."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from dataclasses import dataclass
 from shared.accounts.model import Status, secret_name
 from shared.accounts.repository import AccountRepository
 from shared.auth.ports import TokenVault
+from shared.context import Services
 from shared.errors import StorageConflict
 from shared.ops.journal import JournalEntry
-from shared.services import Services
 from shared.store.ports import ACCOUNTS, OAUTHFLOWS, TableOp
 
 
@@ -20,6 +21,7 @@ class SweepCounts:
     flows: int
     generations: int
     accounts: int
+    journal: int = 0  # journal entries past JOURNAL_RETENTION_DAYS
 
 
 async def sweep_connections(services: Services, vault: TokenVault) -> SweepCounts:
@@ -51,7 +53,8 @@ async def sweep_connections(services: Services, vault: TokenVault) -> SweepCount
                 accounts += 1
             except StorageConflict:
                 pass  # a callback just added a generation: keep it
-    if stale_flows or generations:
+    journal = await services.journal.expire(services.settings.journal_retention_days)
+    if stale_flows or generations or journal:
         await services.journal.record(None, JournalEntry("sweep_connections", "ok", counts={
-            "flows": len(stale_flows), "generations": generations, "accounts": accounts}))
-    return SweepCounts(len(stale_flows), generations, accounts)
+            "flows": len(stale_flows), "generations": generations, "accounts": accounts, "journal": journal}))
+    return SweepCounts(len(stale_flows), generations, accounts, journal)

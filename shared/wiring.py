@@ -1,7 +1,10 @@
-"""What a trigger needs, built once per process on first use: settings, stores, journal, clock.
+"""The wiring: what a trigger needs, built once per process on first use.
 
-``get_services()`` is the only place that wires the Azure versions together; unit tests build a
-``Services`` from the in-memory versions with ``in_memory_services``. Nothing here runs at import.
+``get_services()`` and ``get_auth()`` are the only places that choose and build adapters (Azure
+Storage or Azurite, msal, Key Vault, msgraph-sdk); every other module receives what it needs as
+arguments, typed by ``shared.context.Services`` and the ports. So this module sits above everything it
+builds and nothing in ``shared/`` imports it; unit tests build a ``Services`` from the in-memory
+versions with ``in_memory_services``. Nothing here runs at import.
 """
 
 from __future__ import annotations
@@ -11,28 +14,14 @@ from typing import TYPE_CHECKING
 
 from shared.clock import Clock, system_clock
 from shared.config import Settings, get_settings
+from shared.context import Services
 from shared.ops.journal import Journal
-from shared.store.ports import TableStore, WorkQueue
+from shared.store.ports import WorkQueue
 
 if TYPE_CHECKING:
     from shared.auth.credential import TokenBroker
     from shared.auth.ports import IdentityProvider, MailboxDirectory, TokenVault
     from shared.subscriptions.gateway import SubscriptionGateway
-
-@dataclass
-class Services:
-    settings: Settings
-    tables: TableStore
-    queue: WorkQueue
-    journal: Journal
-    clock: Clock = system_clock
-
-    async def close(self) -> None:
-        for resource in (self.tables, self.queue):
-            close = getattr(resource, "close", None)
-            if close is not None:
-                await close()
-
 
 _services: Services | None = None
 _queue: WorkQueue | None = None
@@ -58,6 +47,27 @@ def get_services() -> Services:
         tables = build_table_store(settings.storage)
         _services = Services(settings, tables, get_work_queue(), Journal(tables))
     return _services
+
+
+async def close_services() -> None:
+    """Close what this process built (its clients hold connections and aiohttp sessions), then forget
+    it. For a host that stops the app in-process (the local runner); idempotent."""
+    global _services, _queue, _auth
+    import sys
+
+    if "shared.graph.client" in sys.modules:  # imported only if Graph was used
+        await sys.modules["shared.graph.client"].close_pooled_http_clients()
+    if _auth is not None:
+        close = getattr(_auth.vault, "close", None)
+        if close is not None:
+            await close()
+    if _services is not None:
+        await _services.close()
+    elif _queue is not None:
+        close = getattr(_queue, "close", None)
+        if close is not None:
+            await close()
+    _services = _queue = _auth = None
 
 
 def in_memory_services(settings: Settings, clock: Clock = system_clock) -> Services:

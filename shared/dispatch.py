@@ -21,11 +21,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from shared.accounts.status import mark_unsupported
+from shared.context import Services
 from shared.errors import Disposition, MailboxUnsupported, Throttled, disposition
 from shared.messages import Message, read_message
 from shared.ops.journal import JournalEntry
 from shared.ops.logging import log_context
-from shared.services import Services
 
 log = logging.getLogger("shared.dispatch")
 

@@ -20,8 +20,10 @@ _ALWAYS_SECRET_NAMES = (
     "password", "clientstate", "validationtoken", "accountkey", "sharedaccesskey",
 )
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    # JSON Web Tokens (access and id tokens, signed result tokens).
+    # JSON Web Tokens (access and id tokens).
     (re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"), REDACTED),
+    # The product's sealed connect tokens (shared/sealed.py).
+    (re.compile(r"\bst1\.[A-Za-z0-9_-]{16,}"), REDACTED),
     # Entra ID refresh tokens and authorization codes ("0.A…", "1.A…").
     (re.compile(r"(?<![A-Za-z0-9._-])[01]\.A[A-Za-z0-9_-]{16,}[A-Za-z0-9._*!-]*"), REDACTED),
     # Authorization headers.

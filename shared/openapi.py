@@ -1,0 +1,197 @@
+"""The OpenAPI 3.1 document of every HTTP route, served at ``GET /api/openapi.json``.
+
+Written by hand, beside the handlers' conventions (shared/api.py): a test fails when a route that
+function_app.py declares is missing here (or one listed here does not exist), and another checks
+real responses against these schemas.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+from shared.health import VERSION
+
+_KEY: list[dict[str, list[str]]] = [{"functionKey": []}]
+_ANONYMOUS: list[dict[str, list[str]]] = []
+
+_TIME = {"type": "string", "format": "date-time", "description": "ISO 8601, UTC (ends in Z)"}
+_NULLABLE_TEXT = {"type": ["string", "null"]}
+
+ERROR_CODES = (
+    "invalid_json", "invalid_body", "missing_field", "invalid_field", "payload_too_large",
+    "return_url_not_allowed", "result_invalid", "result_expired", "result_for_another_account",
+    "result_for_another_reference", "account_not_found", "account_disconnected", "connection_expired",
+    "mailbox_bound_to_another_reference", "busy", "unsupported_media_type", "invalid_batch",
+)
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object", "required": ["error"], "additionalProperties": False,
+        "properties": {"error": {
+            "type": "object", "required": ["code", "message"], "additionalProperties": False,
+            "properties": {
+                "code": {"type": "string", "enum": list(ERROR_CODES),
+                         "description": "stable: clients may branch on it"},
+                "message": {"type": "string"},
+                "field": {"type": "string", "description": "the request field (or path or query parameter) at fault"},
+            },
+        }},
+    },
+    "ConnectSessionRequest": {
+        "type": "object", "required": ["external_ref", "return_url"],
+        "properties": {
+            "external_ref": {"type": "string", "minLength": 1, "maxLength": 256,
+                             "description": "the SaaS's own reference of its user"},
+            "return_url": {"type": "string", "maxLength": 2048,
+                           "description": "where the browser returns; must match ALLOWED_RETURN_URLS"},
+            "login_hint": {"type": "string", "maxLength": 256},
+        },
+    },
+    "ConnectSession": {
+        "type": "object", "required": ["url", "expires_at"], "additionalProperties": False,
+        "properties": {"url": {"type": "string", "description": "the link to send the user to"}, "expires_at": _TIME},
+    },
+    "ConfirmRequest": {
+        "type": "object", "required": ["result", "external_ref"],
+        "properties": {
+            "result": {"type": "string", "maxLength": 4096, "description": "the connect_result the return URL got"},
+            "external_ref": {"type": "string", "maxLength": 256},
+            "move": {"type": "boolean", "default": False,
+                     "description": "move a mailbox bound to another external_ref to this one"},
+        },
+    },
+    "Account": {
+        "type": "object", "additionalProperties": False,
+        "required": ["account", "status", "reason", "external_ref", "tenant", "user", "username", "mailbox",
+                     "display_name", "scopes", "consented_at", "generation"],
+        "properties": {
+            "account": {"type": "string"},
+            "status": {"type": "string", "enum": ["pending", "active", "degraded", "needs_reconnect", "unsupported",
+                                                  "disconnected"]},
+            "reason": {**_NULLABLE_TEXT, "description": "why the status; see README, \"Account statuses\""},
+            "external_ref": _NULLABLE_TEXT, "tenant": _NULLABLE_TEXT, "user": _NULLABLE_TEXT,
+            "username": _NULLABLE_TEXT, "mailbox": _NULLABLE_TEXT, "display_name": _NULLABLE_TEXT,
+            "scopes": {"type": "array", "items": {"type": "string"}},
+            "consented_at": {"oneOf": [_TIME, {"type": "null"}]},
+            "generation": {"type": "integer"},
+            "reconnect_url": {"type": "string", "description": "present when status is needs_reconnect"},
+            "reconnect_url_expires_at": _TIME,
+            "purged": {"type": "boolean", "description": "in the answer to DELETE"},
+        },
+    },
+    "HealthStatus": {
+        "type": "object", "required": ["status"], "additionalProperties": False,
+        "properties": {"status": {"type": "string", "enum": ["ok", "misconfigured", "degraded", "alarm"]}},
+    },
+    "HealthDetails": {
+        "type": "object", "required": ["status", "version", "problems"], "additionalProperties": False,
+        "properties": {"status": {"type": "string", "enum": ["ok", "misconfigured", "degraded", "alarm"]},
+                       "version": {"type": "string"}, "problems": {"type": "array", "items": {"type": "string"}}},
+    },
+}
+
+
+def _json(schema: str, description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json("Error", description)
+
+
+def _html(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
+
+
+_ACCOUNT_PARAM = {"name": "account", "in": "path", "required": True, "schema": {"type": "string"}}
+
+_WEBHOOK = {
+    "security": _ANONYMOUS,
+    "parameters": [{"name": "validationToken", "in": "query", "required": False, "schema": {"type": "string"},
+                    "description": "Graph's validation handshake: echoed as text/plain"}],
+    "requestBody": {"required": False, "content": {"application/json": {"schema": {"type": "object"}}}},
+    "responses": {
+        "200": {"description": "the handshake", "content": {"text/plain": {"schema": {"type": "string"}}}},
+        "202": {"description": "accepted; the work is queued"},
+        "400": _error("not JSON, or no notifications"), "413": _error("too large"),
+        "415": _error("not application/json"),
+        "503": {"description": "storage unavailable: Graph retries the delivery"},
+    },
+}
+
+PATHS: dict[str, dict[str, Any]] = {
+    "/api/health": {"get": {
+        "summary": "Liveness for probes: the status alone", "security": _ANONYMOUS,
+        "responses": {"200": _json("HealthStatus", "ok"), "503": _json("HealthStatus", "cannot work")}}},
+    "/api/health/details": {"get": {
+        "summary": "The status with its problems (setting names, never values)", "security": _KEY,
+        "responses": {"200": _json("HealthDetails", "ok"), "503": _json("HealthDetails", "cannot work")}}},
+    "/api/openapi.json": {"get": {
+        "summary": "This document", "security": _ANONYMOUS,
+        "responses": {"200": {"description": "OpenAPI 3.1",
+                              "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+    "/api/notifications": {"post": {"summary": "Microsoft Graph change notifications", **_WEBHOOK}},
+    "/api/lifecycle": {"post": {"summary": "Microsoft Graph lifecycle notifications", **_WEBHOOK}},
+    "/api/connect-sessions": {"post": {
+        "summary": "Start connecting a mailbox: a link for the SaaS's user", "security": _KEY,
+        "requestBody": {"required": True, "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/ConnectSessionRequest"}}}},
+        "responses": {"201": _json("ConnectSession", "the link"), "400": _error("a field is missing or invalid"),
+                      "413": _error("body too large")}}},
+    "/api/connect/{session}": {"get": {
+        "summary": "The connect link a person opens: redirects to Microsoft's sign-in", "security": _ANONYMOUS,
+        "parameters": [{"name": "session", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "responses": {"302": {"description": "to Microsoft's sign-in"}, "400": _html("not a valid link"),
+                      "410": _html("the link expired"), "503": _html("Microsoft cannot be reached")}}},
+    "/api/oauth/callback": {
+        method: {
+            "summary": "Microsoft's answer to the sign-in (form_post, or a query string)", "security": _ANONYMOUS,
+            "responses": {
+                "302": {"description": "to the session's return_url with connect_result and account, or with "
+                                       "connect_error (and account for a reconnect) when the user cancelled or "
+                                       "Microsoft refused"},
+                "400": _html("unknown, replayed or expired sign-in"), "414": _html("too long"),
+                "503": _html("Microsoft cannot be reached")}}
+        for method in ("get", "post")},
+    "/api/accounts/{account}/confirm": {"post": {
+        "summary": "The SaaS confirms a connection for its logged-in user", "security": _KEY,
+        "parameters": [_ACCOUNT_PARAM],
+        "requestBody": {"required": True, "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/ConfirmRequest"}}}},
+        "responses": {"200": _json("Account", "connected"), "400": _error("invalid request or result"),
+                      "403": _error("the result belongs to another account or reference"),
+                      "404": _error("no such account"), "409": _error("disconnected, bound elsewhere, or busy"),
+                      "410": _error("the result or the connection expired")}}},
+    "/api/accounts/{account}": {
+        "get": {"summary": "An account's status (with a reconnect link when it needs one)", "security": _KEY,
+                "parameters": [_ACCOUNT_PARAM],
+                "responses": {"200": _json("Account", "the account"), "404": _error("no such account")}},
+        "delete": {"summary": "Disconnect (and optionally purge) an account", "security": _KEY,
+                   "parameters": [_ACCOUNT_PARAM, {"name": "purge", "in": "query", "required": False,
+                                                   "schema": {"type": "boolean", "default": False}}],
+                   "responses": {"200": _json("Account", "disconnected"), "400": _error("purge is not true or false"),
+                                 "404": _error("no such account")}},
+    },
+}
+
+
+def document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Outlook calendar sync", "version": VERSION,
+                 "description": "Times are ISO 8601 UTC strings; every JSON error has the Error shape."},
+        "paths": PATHS,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key",
+                                                "description": "an Azure Functions function key"}},
+        },
+    }
+
+
+@cache
+def document_bytes() -> bytes:
+    return json.dumps(document(), sort_keys=True).encode()
