@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -67,6 +68,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
           read_by=ReadBy.HOST, required=True, default="0 */15 * * * *"),
     _spec("APPLICATIONINSIGHTS_CONNECTION_STRING", "Application Insights; telemetry is off when absent.",
           read_by=ReadBy.HOST),
+    _spec("APPLICATIONINSIGHTS_AUTHENTICATION_STRING", "Entra ID authentication of the host's telemetry "
+          "('ClientId=<managed identity client id>;Authorization=AAD'), for a resource with local auth off; "
+          "empty locally.", read_by=ReadBy.HOST),
     # Product-read, required.
     _spec("KEY_VAULT_URL", "Key Vault holding one refresh-token secret per account connection.",
           required=True),
@@ -92,6 +96,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
           default="Calendars.ReadWrite User.Read"),
     _spec("LOCAL_CA_BUNDLE", "PEM file of extra CAs to trust (the local stand-ins); empty in Azure. "
           "Product HTTP clients use it when set and never turn verification off.", default=""),
+    _spec("AZURE_CLIENT_ID", "Client id of the app's user-assigned managed identity, read by azure-identity's "
+          "DefaultAzureCredential (Key Vault) so it picks that identity; empty locally.", default=""),
     _spec("SYNC_WINDOW_PAST_DAYS", "Days before today that the sync window covers.", default="30"),
     _spec("SYNC_WINDOW_FUTURE_DAYS", "Days after today that the sync window covers.", default="365"),
     _spec("RECONCILE_INTERVAL_MINUTES", "Age of the last good round after which the timer queues another.",
@@ -195,6 +201,7 @@ class Settings:
     tenant: str
     scopes: tuple[str, ...]
     local_ca_bundle: str | None
+    managed_identity_client_id: str | None
     sync_window_past_days: int
     sync_window_future_days: int
     reconcile_interval_minutes: int
@@ -245,6 +252,7 @@ class Settings:
             tenant=r.get("TENANT", _nonempty),
             scopes=r.get("SCOPES", _scopes),
             local_ca_bundle=r.get("LOCAL_CA_BUNDLE", _nonempty),
+            managed_identity_client_id=r.get("AZURE_CLIENT_ID", _guid),
             sync_window_past_days=r.get("SYNC_WINDOW_PAST_DAYS", _positive_int),
             sync_window_future_days=r.get("SYNC_WINDOW_FUTURE_DAYS", _positive_int),
             reconcile_interval_minutes=r.get("RECONCILE_INTERVAL_MINUTES", _positive_int),
@@ -399,6 +407,14 @@ def _non_negative_int(value: str) -> int:
     if value == "0":
         return 0
     return _positive_int(value)
+
+
+def _guid(value: str) -> str:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        raise ValueError("expected a GUID (the identity's client id)") from None
+    return value
 
 
 def _share(value: str) -> float:

@@ -36,7 +36,7 @@ def test_sample_settings_are_valid():
 def test_host_read_settings_are_marked():
     host = {s.name for s in SETTINGS if s.read_by in (ReadBy.HOST, ReadBy.BOTH)}
     assert host == {"AzureWebJobsStorage", "FUNCTIONS_WORKER_RUNTIME", "RECONCILE_SCHEDULE", "RENEW_SCHEDULE",
-                    "APPLICATIONINSIGHTS_CONNECTION_STRING"}
+                    "APPLICATIONINSIGHTS_CONNECTION_STRING", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"}
 
 
 def test_every_missing_required_setting_is_named_in_one_error():
@@ -83,6 +83,15 @@ def test_identity_based_storage_is_accepted():
     assert storage.connection_string is None
     assert storage.table_uri == "https://acct.table.core.windows.net"
     assert (storage.credential, storage.client_id) == ("managedidentity", "1111")
+
+
+def test_the_managed_identity_client_id_must_be_a_guid():
+    client_id = "11111111-2222-3333-4444-555555555555"
+    assert Settings.from_env(sample_values() | {"AZURE_CLIENT_ID": client_id}).managed_identity_client_id \
+        == client_id
+    assert Settings.from_env(sample_values()).managed_identity_client_id is None
+    with pytest.raises(ConfigError, match="AZURE_CLIENT_ID: expected a GUID"):
+        Settings.from_env(sample_values() | {"AZURE_CLIENT_ID": "id-abc123"})
 
 
 def test_secrets_are_not_in_repr():
