@@ -16,6 +16,7 @@ import base64
 import binascii
 import os
 import re
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -68,6 +69,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
           read_by=ReadBy.HOST, required=True, default="0 */15 * * * *"),
     _spec("APPLICATIONINSIGHTS_CONNECTION_STRING", "Application Insights; telemetry is off when absent.",
           read_by=ReadBy.HOST),
+    _spec("APPLICATIONINSIGHTS_AUTHENTICATION_STRING", "Entra ID authentication of the host's telemetry "
+          "('ClientId=<managed identity client id>;Authorization=AAD'), for a resource with local auth off; "
+          "empty locally.", read_by=ReadBy.HOST),
     # Product-read, required.
     _spec("KEY_VAULT_URL", "Key Vault holding one refresh-token secret per account connection.",
           required=True),
@@ -93,6 +97,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
           default="Calendars.ReadWrite User.Read"),
     _spec("LOCAL_CA_BUNDLE", "PEM file of extra CAs to trust (the local stand-ins); empty in Azure. "
           "Product HTTP clients use it when set and never turn verification off.", default=""),
+    _spec("AZURE_CLIENT_ID", "Client id of the app's user-assigned managed identity, read by azure-identity's "
+          "DefaultAzureCredential (Key Vault) so it picks that identity; empty locally.", default=""),
     _spec("SYNC_WINDOW_PAST_DAYS", "Days before today that the sync window covers.", default="30"),
     _spec("SYNC_WINDOW_FUTURE_DAYS", "Days after today that the sync window covers.", default="365"),
     _spec("RECONCILE_INTERVAL_MINUTES", "Age of the last good round after which the timer queues another.",
@@ -137,8 +143,19 @@ SETTINGS: tuple[SettingSpec, ...] = (
 
 SETTINGS_BY_NAME: dict[str, SettingSpec] = {s.name: s for s in SETTINGS}
 
-# Identity-based forms of AzureWebJobsStorage (used when the connection string is empty).
+# Identity-based forms of AzureWebJobsStorage (used when the connection string is empty): the suffix after
+# the prefix, and the StorageSettings field it fills. The host reads the same names.
 STORAGE_IDENTITY_PREFIX = "AzureWebJobsStorage__"
+STORAGE_IDENTITY_FIELDS: dict[str, str] = {
+    "tableServiceUri": "table_uri",
+    "queueServiceUri": "queue_uri",
+    "blobServiceUri": "blob_uri",
+    "credential": "credential",
+    "clientId": "client_id",
+}
+
+# What App Service leaves in a setting whose Key Vault reference it could not resolve.
+KEY_VAULT_REFERENCE_PREFIX = "@microsoft.keyvault("
 
 
 @dataclass(frozen=True)
@@ -184,6 +201,7 @@ class Settings:
     tenant: str
     scopes: tuple[str, ...]
     local_ca_bundle: str | None
+    managed_identity_client_id: str | None
     sync_window_past_days: int
     sync_window_future_days: int
     reconcile_interval_minutes: int
@@ -234,6 +252,7 @@ class Settings:
             tenant=r.get("TENANT", _nonempty),
             scopes=r.get("SCOPES", _scopes),
             local_ca_bundle=r.get("LOCAL_CA_BUNDLE", _nonempty),
+            managed_identity_client_id=r.get("AZURE_CLIENT_ID", _guid),
             sync_window_past_days=r.get("SYNC_WINDOW_PAST_DAYS", _positive_int),
             sync_window_future_days=r.get("SYNC_WINDOW_FUTURE_DAYS", _positive_int),
             reconcile_interval_minutes=r.get("RECONCILE_INTERVAL_MINUTES", _positive_int),
@@ -264,12 +283,14 @@ class Settings:
         for name, key in _NOT_BUILT_YET.items():
             if values[key]:
                 reader.problems.append(f"{name}: not supported yet; leave it empty or false")
-        if values["client_secret"] is None and values["client_certificate_name"] is None:
+        if values["client_secret"] is None and values["client_certificate_name"] is None \
+                and not {"CLIENT_SECRET", "CLIENT_CERTIFICATE_NAME"} & reader.unresolved:
             reader.problems.append("CLIENT_SECRET or CLIENT_CERTIFICATE_NAME: set one of the two")
         elif values["client_secret"] is not None and values["client_certificate_name"] is not None:
             reader.problems.append("CLIENT_SECRET and CLIENT_CERTIFICATE_NAME: set only one of the two "
                                    "(remove the secret once the certificate works)")
-        if (values["saas_callback_url"] is None) != (values["saas_callback_secret"] is None):
+        if (values["saas_callback_url"] is None) != (values["saas_callback_secret"] is None) \
+                and not {"SAAS_CALLBACK_URL", "SAAS_CALLBACK_SECRET"} & reader.unresolved:
             reader.problems.append("SAAS_CALLBACK_URL and SAAS_CALLBACK_SECRET: set both or neither")
         if reader.problems:
             raise ConfigError(reader.problems)
@@ -313,10 +334,13 @@ class _Reader:
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
         self.problems: list[str] = []
+        self.unresolved: set[str] = set()  # reported once, as unresolved references, not again as missing
 
     def raw(self, name: str) -> str | None:
         value = self.env.get(name, "").strip()
         if value:
+            if self.is_unresolved_reference(name, value):
+                return None
             return value
         default = SETTINGS_BY_NAME[name].default
         return default or None
@@ -325,7 +349,7 @@ class _Reader:
         spec = SETTINGS_BY_NAME[name]
         value = self.raw(name)
         if value is None:
-            if spec.required:
+            if spec.required and name not in self.unresolved:
                 self.problems.append(f"{name}: missing")
             return None
         try:
@@ -335,22 +359,33 @@ class _Reader:
             self.problems.append(f"{name}: {exc}")
             return None
 
+    def is_unresolved_reference(self, name: str, value: str) -> bool:
+        """App Service passes a Key Vault reference through verbatim when it cannot resolve it (the secret
+        is missing, or the app's identity may not read it); such a value is never a usable setting."""
+        if not value.lower().startswith(KEY_VAULT_REFERENCE_PREFIX):
+            return False
+        self.unresolved.add(name)
+        self.problems.append(f"{name}: an unresolved Key Vault reference (the secret does not exist yet, or "
+                             "the app's identity may not read it)")
+        return True
+
     def storage(self) -> StorageSettings:
         conn = self.env.get("AzureWebJobsStorage", "").strip()
+        if conn and self.is_unresolved_reference("AzureWebJobsStorage", conn):
+            return StorageSettings()
         if conn:
             if "=" not in conn:
                 self.problems.append("AzureWebJobsStorage: not a connection string")
             return StorageSettings(connection_string=conn)
-        identity = {k[len(STORAGE_IDENTITY_PREFIX):]: v.strip() for k, v in self.env.items()
-                    if k.startswith(STORAGE_IDENTITY_PREFIX) and v.strip()}
-        settings = StorageSettings(
-            table_uri=identity.get("tableServiceUri"),
-            queue_uri=identity.get("queueServiceUri"),
-            blob_uri=identity.get("blobServiceUri"),
-            credential=identity.get("credential"),
-            client_id=identity.get("clientId"),
-        )
-        if not (settings.table_uri and settings.queue_uri):
+        fields: dict[str, str] = {}
+        for suffix, field_name in STORAGE_IDENTITY_FIELDS.items():
+            name = STORAGE_IDENTITY_PREFIX + suffix
+            value = self.env.get(name, "").strip()
+            if value and not self.is_unresolved_reference(name, value):
+                fields[field_name] = value
+        settings = StorageSettings(**fields)
+        if not (settings.table_uri and settings.queue_uri) \
+                and not any(n.startswith(STORAGE_IDENTITY_PREFIX) for n in self.unresolved):
             self.problems.append(
                 "AzureWebJobsStorage: missing (set a connection string, or AzureWebJobsStorage__tableServiceUri "
                 "and AzureWebJobsStorage__queueServiceUri with a managed identity)")
@@ -383,6 +418,14 @@ def _non_negative_int(value: str) -> int:
     if value == "0":
         return 0
     return _positive_int(value)
+
+
+def _guid(value: str) -> str:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        raise ValueError("expected a GUID (the identity's client id)") from None
+    return value
 
 
 def _share(value: str) -> float:

@@ -36,7 +36,7 @@ def test_sample_settings_are_valid():
 def test_host_read_settings_are_marked():
     host = {s.name for s in SETTINGS if s.read_by in (ReadBy.HOST, ReadBy.BOTH)}
     assert host == {"AzureWebJobsStorage", "FUNCTIONS_WORKER_RUNTIME", "RECONCILE_SCHEDULE", "RENEW_SCHEDULE",
-                    "APPLICATIONINSIGHTS_CONNECTION_STRING"}
+                    "APPLICATIONINSIGHTS_CONNECTION_STRING", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"}
 
 
 def test_every_missing_required_setting_is_named_in_one_error():
@@ -83,6 +83,15 @@ def test_identity_based_storage_is_accepted():
     assert storage.connection_string is None
     assert storage.table_uri == "https://acct.table.core.windows.net"
     assert (storage.credential, storage.client_id) == ("managedidentity", "1111")
+
+
+def test_the_managed_identity_client_id_must_be_a_guid():
+    client_id = "11111111-2222-3333-4444-555555555555"
+    assert Settings.from_env(sample_values() | {"AZURE_CLIENT_ID": client_id}).managed_identity_client_id \
+        == client_id
+    assert Settings.from_env(sample_values()).managed_identity_client_id is None
+    with pytest.raises(ConfigError, match="AZURE_CLIENT_ID: expected a GUID"):
+        Settings.from_env(sample_values() | {"AZURE_CLIENT_ID": "id-abc123"})
 
 
 def test_secrets_are_not_in_repr():
@@ -150,3 +159,39 @@ def test_the_unbuilt_features_off_are_accepted():
                              "CLIENT_CERTIFICATE_NAME": "", "SAAS_CALLBACK_URL": ""}
     settings = Settings.from_env(env)
     assert (settings.per_calendar_subscriptions, settings.shared_calendars) == (False, False)
+
+
+UNRESOLVED = "@Microsoft.KeyVault(VaultName=kv-example;SecretName=client-state-keys)"
+
+
+@pytest.mark.parametrize("name", ["CLIENT_SECRET", "CLIENT_STATE_KEYS", "CONNECT_SIGNING_KEY", "CLIENT_ID"])
+def test_an_unresolved_key_vault_reference_is_refused_by_name(name):
+    # App Service leaves a reference it cannot resolve in place, verbatim: that must not pass as a value.
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env(sample_values() | {name: UNRESOLVED})
+    assert list(raised.value.problems) == [f"{name}: an unresolved Key Vault reference (the secret does not exist "
+                                     "yet, or the app's identity may not read it)"]
+    assert "kv-example" not in str(raised.value)
+    assert "client-state-keys" not in str(raised.value)
+
+
+def test_an_unresolved_reference_in_lower_case_or_for_an_optional_setting_is_refused_too():
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env(sample_values() | {"SAAS_CALLBACK_SECRET": UNRESOLVED.lower()})
+    assert [p.split(":")[0] for p in raised.value.problems] == ["SAAS_CALLBACK_SECRET"]
+
+
+def test_an_unresolved_reference_in_a_storage_setting_is_refused():
+    env = sample_values() | {"AzureWebJobsStorage": "",
+                             "AzureWebJobsStorage__tableServiceUri": "https://acct.table.core.windows.net",
+                             "AzureWebJobsStorage__queueServiceUri": UNRESOLVED}
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env(env)
+    assert [p.split(":")[0] for p in raised.value.problems] == ["AzureWebJobsStorage__queueServiceUri"]
+    with pytest.raises(ConfigError, match="AzureWebJobsStorage: an unresolved Key Vault reference"):
+        Settings.from_env(sample_values() | {"AzureWebJobsStorage": UNRESOLVED})
+
+
+def test_a_value_that_only_mentions_a_reference_is_a_value():
+    settings = Settings.from_env(sample_values() | {"CLIENT_SECRET": "x@Microsoft.KeyVault(y)"})
+    assert settings.client_secret == "x@Microsoft.KeyVault(y)"
