@@ -217,7 +217,9 @@ class Control:
                                       "mailboxRoutes": {m: dict(c) for m, c in per_mailbox.items()},
                                       "throttled": dict(self.state.throttle_counts),
                                       "notifications": dict(self.state.notification_counts),
-                                      "invitations": dict(self.state.invitations)})
+                                      "invitations": dict(self.state.invitations),
+                                      "peakConcurrency": dict(self.state.peak_concurrency),
+                                      "batches": dict(self.state.batch_counts)})
 
     async def add_fault(self, request: web.Request) -> web.Response:
         """``{"path": glob, "status": 429|500|503|504|"timeout"|"delay", "count": n, "method"?, "retryAfter"?,

@@ -61,11 +61,17 @@ class Throttle:
             if write and len(writes) > s.throttle_writes:
                 raise self._throttled(key, "MailboxWrites", self._retry_after(writes, s.throttle_writes, now))
             self.state.in_flight[key] += 1
+            # Peak concurrency, for tests: per pair, and of every Outlook request at once (GET /_sim/counters)
+            self.state.outlook_in_flight += 1
+            peaks = self.state.peak_concurrency
+            peaks[key] = max(peaks[key], self.state.in_flight[key])
+            peaks["outlook"] = max(peaks["outlook"], self.state.outlook_in_flight)
             return key
 
     def release(self, key: str) -> None:
         with self.state.lock:
             self.state.in_flight[key] -= 1
+            self.state.outlook_in_flight -= 1
             if self.state.in_flight[key] <= 0:
                 del self.state.in_flight[key]
 
@@ -86,6 +92,12 @@ class Throttle:
         # Code and MailboxConcurrency wording from field reports; the other limits' names are assumed.
         return GraphError(429, "ApplicationThrottled", f"Application is over its {limit} limit.",
                           {"Retry-After": str(retry_after)})
+
+
+def is_outlook_path(path: str) -> bool:
+    """An Outlook request: ``/me/...`` or ``/users/{id}/...`` followed by a mailbox segment."""
+    match = _MAILBOX_PATH.match(path)
+    return match is not None and match["segment"].lower() in MAILBOX_SEGMENTS
 
 
 def throttled_mailbox(state: SimState, auth: GraphAuth, request: web.Request) -> tuple[str, str] | None:
