@@ -315,15 +315,19 @@ class EndpointStats:
 
 @dataclass
 class Fault:
-    """The next ``count`` requests whose path matches ``path`` (fnmatch) fail with ``status``, hang ("timeout")
-    or are held, then served ("delay")."""
+    """The next ``count`` requests whose path matches ``path`` (fnmatch) fail with ``status``, hang ("timeout"),
+    are held, then served ("delay"), or lose their connection ("close"). ``after``: the request is served first (a
+    write is applied) and its answer then replaced. "hidden": a create is answered, then its event answers 404 to
+    the next ``reads`` reads by id."""
 
     path: str
-    status: int | str  # 429, 500, 503, 504, "timeout" or "delay"
+    status: int | str  # 429, 500, 503, 504, "timeout", "delay", "close" or "hidden"
     count: int
-    method: str | None = None
+    method: str | None = None  # one method, or "writes" (POST, PATCH, PUT, DELETE)
     retry_after: int | None = None
     hold_seconds: float = 30.0  # "timeout" and "delay": how long the request is held
+    after: bool = False  # served (applied) before the fault answers
+    reads: int = 0  # "hidden": reads by id that answer 404
 
 
 @dataclass
