@@ -13,6 +13,7 @@ import dataclasses
 import re
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -224,8 +225,7 @@ def build_app(vault: Vault) -> web.Application:
             if "api-version" not in request.query:
                 raise VaultError(400, "BadParameter", "The request URI contains an invalid 'api-version' query "
                                  "parameter: the parameter is missing.")
-            with vault.lock:
-                response = await handler(request)
+            response = await handler(request)
         except VaultError as exc:
             error: dict[str, Any] = {"code": exc.code, "message": exc.message}
             if exc.inner:
@@ -238,23 +238,31 @@ def build_app(vault: Vault) -> web.Application:
         response.headers.update(headers)
         return response
 
+    def locked(handler: Callable[[web.Request, Any], web.Response]) -> Handler:
+        """Read the body first, then run the handler under the vault's lock with no await inside (a thread lock
+        held across an await gives no mutual exclusion between the server's coroutines)."""
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            body = await request.json() if request.body_exists else None
+            with vault.lock:
+                return handler(request, body)
+        return wrapped
+
     def base(request: web.Request) -> str:
         return f"{request.scheme}://{request.host}"
 
-    async def set_secret(request: web.Request) -> web.Response:
+    def set_secret(request: web.Request, body: Any) -> web.Response:
         name = _name(request)
-        version = vault.set(name, await request.json())
+        version = vault.set(name, body)
         return web.json_response(_item(vault, base(request), name, version, versioned=True, with_value=True))
 
-    async def get_secret(request: web.Request) -> web.Response:
+    def get_secret(request: web.Request, body: Any) -> web.Response:
         name = _name(request)
         version = vault.read(name, request.match_info.get("version", ""))
         return web.json_response(_item(vault, base(request), name, version, versioned=True, with_value=True))
 
-    async def update_secret(request: web.Request) -> web.Response:
+    def update_secret(request: web.Request, body: Any) -> web.Response:
         name = _name(request)
         version = vault.version(name, request.match_info.get("version", ""))
-        body = await request.json()
         attributes = body.get("attributes") or {}
         for key in ("enabled", "nbf", "exp"):
             if key in attributes:
@@ -266,38 +274,38 @@ def build_app(vault: Vault) -> web.Application:
         version.updated = vault.now()
         return web.json_response(_item(vault, base(request), name, version, versioned=True))
 
-    async def delete_secret(request: web.Request) -> web.Response:
+    def delete_secret(request: web.Request, body: Any) -> web.Response:
         secret = vault.delete(_name(request))
         return web.json_response(_deleted_item(vault, base(request), secret, versioned=True))
 
-    async def list_secrets(request: web.Request) -> web.Response:
+    def list_secrets(request: web.Request, body: Any) -> web.Response:
         vault._expire_purged()
         items = [_item(vault, base(request), s.name, s.versions[-1], versioned=False)
                  for s in sorted(vault.secrets.values(), key=lambda s: s.name) if s.deleted_at is None]
         return _page(request, items)
 
-    async def list_versions(request: web.Request) -> web.Response:
+    def list_versions(request: web.Request, body: Any) -> web.Response:
         name = _name(request)
         secret = vault.live(name)
         return _page(request, [_item(vault, base(request), name, v, versioned=True) for v in secret.versions])
 
-    async def list_deleted(request: web.Request) -> web.Response:
+    def list_deleted(request: web.Request, body: Any) -> web.Response:
         vault._expire_purged()
         items = [_deleted_item(vault, base(request), s, versioned=False)
                  for s in sorted(vault.secrets.values(), key=lambda s: s.name)
                  if s.deleted_at is not None and not vault._being_deleted(s)]
         return _page(request, items)
 
-    async def get_deleted(request: web.Request) -> web.Response:
+    def get_deleted(request: web.Request, body: Any) -> web.Response:
         secret = vault.deleted(_name(request))
         return web.json_response(_deleted_item(vault, base(request), secret, versioned=True))
 
-    async def recover(request: web.Request) -> web.Response:
+    def recover(request: web.Request, body: Any) -> web.Response:
         name = _name(request)
         secret = vault.recover(name)
         return web.json_response(_item(vault, base(request), name, secret.versions[-1], versioned=True))
 
-    async def purge(request: web.Request) -> web.Response:
+    def purge(request: web.Request, body: Any) -> web.Response:
         vault.purge(_name(request))
         return web.Response(status=204)
 
@@ -324,19 +332,19 @@ def build_app(vault: Vault) -> web.Application:
 
     app = web.Application(middlewares=[around])
     app.add_routes([
-        web.get("/secrets", list_secrets),
-        web.put("/secrets/{name}", set_secret),
-        web.delete("/secrets/{name}", delete_secret),
-        web.get("/secrets/{name}/versions", list_versions),
-        web.get("/secrets/{name}", get_secret),
-        web.get("/secrets/{name}/", get_secret),  # the client asks for the latest with a trailing slash
-        web.get("/secrets/{name}/{version}", get_secret),
-        web.patch("/secrets/{name}/", update_secret),
-        web.patch("/secrets/{name}/{version}", update_secret),
-        web.get("/deletedsecrets", list_deleted),
-        web.get("/deletedsecrets/{name}", get_deleted),
-        web.delete("/deletedsecrets/{name}", purge),
-        web.post("/deletedsecrets/{name}/recover", recover),
+        web.get("/secrets", locked(list_secrets)),
+        web.put("/secrets/{name}", locked(set_secret)),
+        web.delete("/secrets/{name}", locked(delete_secret)),
+        web.get("/secrets/{name}/versions", locked(list_versions)),
+        web.get("/secrets/{name}", locked(get_secret)),
+        web.get("/secrets/{name}/", locked(get_secret)),  # the client asks for the latest with a trailing slash
+        web.get("/secrets/{name}/{version}", locked(get_secret)),
+        web.patch("/secrets/{name}/", locked(update_secret)),
+        web.patch("/secrets/{name}/{version}", locked(update_secret)),
+        web.get("/deletedsecrets", locked(list_deleted)),
+        web.get("/deletedsecrets/{name}", locked(get_deleted)),
+        web.delete("/deletedsecrets/{name}", locked(purge)),
+        web.post("/deletedsecrets/{name}/recover", locked(recover)),
         web.post("/_sim/reset", control_reset),
         web.post("/_sim/clock/advance", control_advance),
         web.patch("/_sim/switches", control_switches),

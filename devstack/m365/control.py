@@ -245,18 +245,23 @@ class Control:
                                       "mailboxRoutes": {m: dict(c) for m, c in per_mailbox.items()},
                                       "throttled": dict(self.state.throttle_counts),
                                       "notifications": dict(self.state.notification_counts),
-                                      "invitations": dict(self.state.invitations)})
+                                      "invitations": dict(self.state.invitations),
+                                      "peakConcurrency": dict(self.state.peak_concurrency),
+                                      "batches": dict(self.state.batch_counts)})
 
     async def add_fault(self, request: web.Request) -> web.Response:
-        """``{"path": glob, "status": 429|500|503|504|"timeout"|"delay", "count": n, "method"?, "retryAfter"?,
-        "seconds"?}``: the next n matching requests fail (or hang, or are held, then served)."""
+        """``{"path": glob, "status": 429|500|503|504|"timeout"|"delay"|"close"|"hidden", "count": n, "method"?
+        (or "writes"), "retryAfter"?, "seconds"?, "after"?, "reads"?}``: the next n matching requests fail (or hang,
+        are held, then served, or lose their connection), before or ``after`` being served."""
         body = await request.json()
         status = body.get("status")
-        if status not in (429, 500, 503, 504, "timeout", "delay") or "path" not in body:
-            return web.json_response({"error": "need path and status 429, 500, 503, 504, timeout or delay"},
-                                     status=400)
+        statuses = (429, 500, 503, 504, "timeout", "delay", "close", "hidden")
+        if status not in statuses or "path" not in body or (status == "delay" and body.get("after")):
+            return web.json_response({"error": "need path and status 429, 500, 503, 504, timeout, delay, close or "
+                                      "hidden (delay only before the request is served)"}, status=400)
         fault = Fault(path=body["path"], status=status, count=int(body.get("count", 1)), method=body.get("method"),
-                      retry_after=body.get("retryAfter"), hold_seconds=float(body.get("seconds", 30)))
+                      retry_after=body.get("retryAfter"), hold_seconds=float(body.get("seconds", 30)),
+                      after=bool(body.get("after")) or status == "hidden", reads=int(body.get("reads", 1)))
         with self.state.lock:
             self.state.faults.append(fault)
         return web.json_response(dataclasses.asdict(fault), status=201)

@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from devstack.certs import CertPaths, ensure_certs
+from devstack.m365.batch import BATCH_HEADER, batch_routes
 from devstack.m365.control import Control
 from devstack.m365.eventcontrol import EventControl
 from devstack.m365.events import EventOps, Events
@@ -65,7 +66,8 @@ def build_app(state: SimState, signer: Signer, state_file: Path | None = None,
                 state.log_request(LoggedRequest(
                     time=state.clock.now(), method=request.method, path=request.path, route=f"{request.method} {route}",
                     status=response.status, mailbox=request.get(MAILBOX), request_id=request_id,
-                    client_request_id=client_request_id, connection=_peer(request)))
+                    client_request_id=client_request_id, connection=_peer(request),
+                    batch=request.headers.get(BATCH_HEADER)))
         if state_file is not None and request.method != "GET":
             with state.lock:
                 state.save(state_file)
@@ -91,6 +93,7 @@ def build_app(state: SimState, signer: Signer, state_file: Path | None = None,
     app.add_routes(Control(state, after_user_action=subscriptions.after_user_action,
                            after_clock=lambda: notifier.flush(10)).routes())
     app.add_routes(SubscriptionControl(state, subscriptions, notifier).routes())
+    app.add_routes(batch_routes(state, auth, client_ssl or ssl.create_default_context(), app))
     return app
 
 

@@ -127,6 +127,9 @@ class Switches:
     # https://learn.microsoft.com/en-us/graph/json-batching) ---
     batch_max_requests: int = 20  # documented
     batch_outlook_concurrency: int = 4  # documented (throttling limits: Outlook service limits for JSON batching)
+    # documented that responses "might appear in a different order"; which order is assumed: "completion" (as the
+    # requests finish), "request" (as sent) or "reversed"
+    batch_response_order: str = "completion"
 
 
 @dataclass
@@ -329,15 +332,19 @@ class EndpointStats:
 
 @dataclass
 class Fault:
-    """The next ``count`` requests whose path matches ``path`` (fnmatch) fail with ``status``, hang ("timeout")
-    or are held, then served ("delay")."""
+    """The next ``count`` requests whose path matches ``path`` (fnmatch) fail with ``status``, hang ("timeout"),
+    are held, then served ("delay"), or lose their connection ("close"). ``after``: the request is served first (a
+    write is applied) and its answer then replaced. "hidden": a create is answered, then its event answers 404 to
+    the next ``reads`` reads by id."""
 
     path: str
-    status: int | str  # 429, 500, 503, 504, "timeout" or "delay"
+    status: int | str  # 429, 500, 503, 504, "timeout", "delay", "close" or "hidden"
     count: int
-    method: str | None = None
+    method: str | None = None  # one method, or "writes" (POST, PATCH, PUT, DELETE)
     retry_after: int | None = None
     hold_seconds: float = 30.0  # "timeout" and "delay": how long the request is held
+    after: bool = False  # served (applied) before the fault answers
+    reads: int = 0  # "hidden": reads by id that answer 404
 
 
 @dataclass
@@ -351,6 +358,7 @@ class LoggedRequest:
     request_id: str
     client_request_id: str | None
     connection: str = ""  # the client's address and port: one per TCP connection, so clients' pooling shows
+    batch: str | None = None  # the request id of the $batch this request was part of
 
 
 def new_id() -> str:
@@ -405,6 +413,9 @@ class SimState:
     faults: list[Fault] = field(default_factory=list)
     throttle_counts: Counter[str] = field(default_factory=Counter)  # 429s per "app|mailbox"
     in_flight: Counter[str] = field(default_factory=Counter)  # running requests per "app|mailbox"
+    outlook_in_flight: int = 0  # running Outlook requests, every app and mailbox
+    peak_concurrency: Counter[str] = field(default_factory=Counter)  # highest in_flight per pair, and "outlook"
+    batch_counts: Counter[str] = field(default_factory=Counter)  # batches, requests, failedDependency
     request_times: dict[str, list[float]] = field(default_factory=dict)  # "app|mailbox[|write]" -> times in window
     events: EventStore = field(default_factory=EventStore)
     invitations: Counter[str] = field(default_factory=Counter)  # invitations sent, per organizer mailbox

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import json
 import math
 import re
 
@@ -61,11 +62,17 @@ class Throttle:
             if write and len(writes) > s.throttle_writes:
                 raise self._throttled(key, "MailboxWrites", self._retry_after(writes, s.throttle_writes, now))
             self.state.in_flight[key] += 1
+            # Peak concurrency, for tests: per pair, and of every Outlook request at once (GET /_sim/counters)
+            self.state.outlook_in_flight += 1
+            peaks = self.state.peak_concurrency
+            peaks[key] = max(peaks[key], self.state.in_flight[key])
+            peaks["outlook"] = max(peaks["outlook"], self.state.outlook_in_flight)
             return key
 
     def release(self, key: str) -> None:
         with self.state.lock:
             self.state.in_flight[key] -= 1
+            self.state.outlook_in_flight -= 1
             if self.state.in_flight[key] <= 0:
                 del self.state.in_flight[key]
 
@@ -88,6 +95,12 @@ class Throttle:
                           {"Retry-After": str(retry_after)})
 
 
+def is_outlook_path(path: str) -> bool:
+    """An Outlook request: ``/me/...`` or ``/users/{id}/...`` followed by a mailbox segment."""
+    match = _MAILBOX_PATH.match(path)
+    return match is not None and match["segment"].lower() in MAILBOX_SEGMENTS
+
+
 def throttled_mailbox(state: SimState, auth: GraphAuth, request: web.Request) -> tuple[str, str] | None:
     """(client id, mailbox user id) of an Outlook request with a valid token, else None (the handler then
     answers the 401 or 404 itself)."""
@@ -106,25 +119,45 @@ def throttled_mailbox(state: SimState, auth: GraphAuth, request: web.Request) ->
 def take_fault(state: SimState, request: web.Request) -> Fault | None:
     with state.lock:
         for fault in state.faults:
-            if fault.count > 0 and fnmatch.fnmatchcase(request.path, fault.path) and \
-                    fault.method in (None, request.method):
+            methods = WRITE_METHODS if fault.method == "writes" else {fault.method or request.method}
+            if fault.count > 0 and fnmatch.fnmatchcase(request.path, fault.path) and request.method in methods:
                 fault.count -= 1
                 return fault
     return None
 
 
-async def fault_response(state: SimState, request: web.Request, fault: Fault) -> web.Response | None:
-    """The injected answer, or None for a "delay" fault once its hold is over (the request then proceeds)."""
+async def fault_response(state: SimState, request: web.Request, fault: Fault) -> web.StreamResponse | None:
+    """The injected answer, or None for a "delay" fault once its hold is over (the request then proceeds).
+    "close" closes the connection: the client gets no answer at all."""
     if fault.status in ("timeout", "delay"):
         await asyncio.sleep(fault.hold_seconds)
         if fault.status == "delay":
             return None
         status = 504
+    elif fault.status == "close":
+        if request.transport is not None:
+            request.transport.close()
+        return web.Response(status=504)  # never reaches the client (aiohttp drops it on the closed transport)
     else:
         status = int(fault.status)
     code, message = FAULT_ERRORS[status]
     headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
     return graph_error_response(request, state, GraphError(status, code, message, headers))
+
+
+def hide_created(state: SimState, response: web.StreamResponse, reads: int) -> None:
+    """The "created id cannot be found" fault: the event a 2xx answer names answers 404 to the next ``reads``
+    reads by id (reported by field reports as a created event's id missing for a while; how long is assumed)."""
+    if not 200 <= response.status < 300 or not isinstance(response, web.Response) or response.body is None:
+        return
+    try:
+        event_id = json.loads(bytes(response.body)).get("id")  # type: ignore[arg-type]
+    except (ValueError, TypeError, AttributeError):
+        return
+    with state.lock:
+        event = state.events.find(event_id) if isinstance(event_id, str) else None
+        if event is not None:
+            state.events.hidden_reads[event.key] = reads
 
 
 def gate_middleware(state: SimState, auth: GraphAuth) -> web.middleware:  # type: ignore[valid-type]
@@ -144,11 +177,19 @@ def gate_middleware(state: SimState, auth: GraphAuth) -> web.middleware:  # type
                 return graph_error_response(request, state, exc)
         try:
             fault = take_fault(state, request)
-            if fault is not None:
+            if fault is not None and not fault.after:
                 answer = await fault_response(state, request, fault)
                 if answer is not None:
                     return answer
-            return await handler(request)
+            response = await handler(request)
+            if fault is not None and fault.after:  # served (a write applied), then the fault answers instead
+                if fault.status == "hidden":
+                    hide_created(state, response, fault.reads)
+                else:
+                    answer = await fault_response(state, request, fault)
+                    if answer is not None:
+                        return answer
+            return response
         finally:
             if key is not None:
                 throttle.release(key)

@@ -16,7 +16,8 @@ def test_seed_over_http_then_reset(world: World):
     assert discovery.json()["issuer"].endswith(f"/{created['tenants'][0]}/v2.0")
     world.control("POST", "reset")
     assert world.control("GET", "counters") == {"routes": {}, "mailboxes": {}, "mailboxRoutes": {}, "throttled": {},
-                                                "notifications": {}, "invitations": {}}
+                                                "notifications": {}, "invitations": {}, "peakConcurrency": {},
+                                                "batches": {}}
     after = world.session.get(f"{world.sim.url}/tailspin.test/v2.0/.well-known/openid-configuration", timeout=10)
     assert after.status_code == 400
 
