@@ -91,7 +91,13 @@ class MsalIdentityProvider:
             fresh = held is not None and self._clock() - self._certificate_read_at < CERTIFICATE_RELOAD_SECONDS
             if fresh and not again:
                 return False
-            certificate = await self._certificates()
+            try:
+                certificate = await self._certificates()
+            except ConfigError as exc:
+                # The app cannot authenticate: one app alarm (health shows it), retried later, as for a
+                # refused secret. The problems name the setting and what is wrong, never the value.
+                log.error("client certificate unusable: %s", "; ".join(exc.problems))
+                raise AppAuthError("client_certificate_unusable") from None
             self._certificate, self._certificate_read_at = certificate, self._clock()
             changed = held is not None and certificate.version != held.version
             if held is None or changed:

@@ -7,15 +7,22 @@ certificates", https://learn.microsoft.com/azure/key-vault/certificates/about-ce
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from azure.keyvault.secrets.aio import SecretClient
 
+from shared.accounts.status import APP_ALARM
 from shared.auth.certificate import PEM, PKCS12
 from shared.auth.keyvault import key_vault_credential
+from shared.errors import AppAuthError
 from shared.wiring import get_services
 from tests.certificates import KeyAndCertificate, make_certificate
 from tests.integration.conftest import SAMPLE
-from tests.integration.test_connect_real_clients import stack  # noqa: F401 (the fixture)
+from tests.integration.test_connect_real_clients import (
+    RETURN_URL,
+    stack,  # noqa: F401 (the fixture)
+)
 
 APP = SAMPLE["CLIENT_ID"]
 NAME = "app-cert"
@@ -65,14 +72,22 @@ async def test_a_rotated_certificate_is_picked_up_when_entra_refuses_the_old_one
     assert (await stack.auth.broker.access_token(account)).token  # refused with the old, retried with the new
 
 
-async def test_a_certificate_without_its_private_key_is_a_clear_configuration_error(with_certificate, stack):  # noqa: F811
-    from shared.errors import ConfigError
-
+async def test_a_certificate_without_its_private_key_raises_the_app_alarm(with_certificate, stack, caplog):  # noqa: F811
+    """Like a refused secret: the app cannot authenticate, so one app alarm (health says so), and the log
+    says what is wrong without quoting the value."""
     settings = get_services().settings
     async with SecretClient(settings.key_vault_url, key_vault_credential(settings), verify_challenge_resource=False,
                             connection_verify=settings.local_ca_bundle) as client:
         await client.set_secret(NAME, make_certificate().cert_pem, content_type=PEM)
-    with pytest.raises(ConfigError) as raised:
+    with pytest.raises(AppAuthError) as raised:
         await stack.auth.identity.start("https://localhost/callback")
-    assert "CLIENT_CERTIFICATE_NAME (app-cert)" in str(raised.value)
-    assert "BEGIN CERTIFICATE" not in str(raised.value)
+    assert raised.value.reason == "client_certificate_unusable"
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert "CLIENT_CERTIFICATE_NAME (app-cert): the secret does not hold a certificate" in logged
+    assert "BEGIN CERTIFICATE" not in logged
+
+    link = await stack.connector.create_session(
+        b'{"external_ref": "saas-1", "return_url": "' + RETURN_URL.encode() + b'"}')
+    opened = await stack.connector.open_link(json.loads(link.body)["url"].rsplit("/", 1)[1])
+    assert opened.status == 503, opened.text  # the product's page, not a crash
+    assert await stack.repo.get_app_state(APP_ALARM) is not None
