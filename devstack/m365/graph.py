@@ -152,14 +152,10 @@ class Graph:
     def _handle(self, handler: Callable[[web.Request, Caller], web.Response]) -> Handler:
         """Route a synchronous handler: it runs under the state lock, which is a thread lock (tests read the
         state from their own thread) and so must never be held across an await."""
-        async def wrapped(request: web.Request) -> web.Response:
-            try:
-                caller = self.auth.authenticate(request)
-                with self.state.lock:
-                    return handler(request, caller)
-            except GraphError as exc:
-                return graph_error_response(request, self.state, exc)
-        return wrapped
+        async def locked(request: web.Request, caller: Caller) -> web.Response:
+            with self.state.lock:
+                return handler(request, caller)
+        return async_route(self.state, self.auth, locked)
 
     # --- users -------------------------------------------------------------------------------
 

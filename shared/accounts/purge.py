@@ -12,6 +12,7 @@ message deletes what is left, and nothing when nothing is.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from shared.accounts.model import Account, Identity
 from shared.accounts.repository import AccountRepository
@@ -30,8 +31,6 @@ PURGED_TABLES = (MAILBOX, CALENDARS, SUBSCRIPTIONS, BOOKINGS, JOURNAL)
 
 def scrubbed(account: Account, now: float) -> Account:
     """The account row without personal data: the tenant stays (an organisation, not a person)."""
-    from dataclasses import replace
-
     return replace(account, identity=Identity(tenant=account.identity.tenant, user="", username=""),
                    external_ref=None, purge_requested_at=now)
 
@@ -81,8 +80,6 @@ async def purge_slice(services: Services, message: Purge) -> int:
     repo = AccountRepository(services.tables)
     account = await repo.get(message.account)
     if account is not None and account.purged_at is None:
-        from dataclasses import replace
-
         await repo.replace_unindexed(replace(account, purged_at=services.clock()))
         await services.journal.record(None, JournalEntry("purge", "ok", detail=f"account {message.account}"))
     return deleted

@@ -89,10 +89,11 @@ def _from_pem(data: bytes) -> tuple[Any, x509.Certificate]:
     certificates = x509.load_pem_x509_certificates(data)
     key = serialization.load_pem_private_key(data, None)
     # The PEM may carry the chain too; the credential is the one whose public key matches the key.
-    public = key.public_key().public_bytes(serialization.Encoding.DER,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)
     for certificate in certificates:
-        if certificate.public_key().public_bytes(serialization.Encoding.DER,
-                                                 serialization.PublicFormat.SubjectPublicKeyInfo) == public:
+        if _public_key_der(certificate.public_key()) == _public_key_der(key.public_key()):
             return key, certificate
     raise ValueError("no certificate matches the key")
+
+
+def _public_key_der(public_key: Any) -> bytes:
+    return bytes(public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))

@@ -61,8 +61,7 @@ class KeyVaultTokenVault:
         except ResourceNotFoundError:
             return None
         except HttpResponseError as exc:
-            # Key Vault refuses to read a disabled secret with 403 Forbidden: treat it as absent.
-            if exc.status_code == 403 and "disabled" in str(exc.message or "").lower():
+            if _disabled(exc):  # treat it as absent
                 return None
             raise
         props = secret.properties
@@ -94,11 +93,16 @@ class KeyVaultTokenVault:
             raise ConfigError([f"CLIENT_CERTIFICATE_NAME ({name}): no such certificate in KEY_VAULT_URL's vault"]
                               ) from None
         except HttpResponseError as exc:
-            if exc.status_code == 403 and "disabled" in str(exc.message or "").lower():
+            if _disabled(exc):
                 raise ConfigError([f"CLIENT_CERTIFICATE_NAME ({name}): the certificate is disabled"]) from None
             raise
         return parse_certificate_secret(name, secret.value or "", secret.properties.content_type,
                                         secret.properties.version or "")
+
+
+def _disabled(error: HttpResponseError) -> bool:
+    """Key Vault refuses to read a disabled secret with 403 Forbidden."""
+    return error.status_code == 403 and "disabled" in str(error.message or "").lower()
 
 
 def _datetime(epoch: float | None) -> datetime | None:
