@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import azure.functions as func
 
 from shared import health
-from shared.config import SUBSCRIPTIONS_QUEUE
+from shared.config import SUBSCRIPTIONS_QUEUE, SYNC_QUEUE
 from shared.http import HttpResult
 from shared.ops.logging import install_redaction
 from shared.webhook import receiver
@@ -130,6 +130,15 @@ async def subscription_worker(msg: func.QueueMessage) -> None:
 
     handle = account_work_handler(get_services(), SubscriptionWorker(get_services(), get_auth().subscriptions).handle)
     await dispatch(msg.get_body(), handle, get_services(), dequeue_count=msg.dequeue_count,
+                   enqueued_at=msg.insertion_time.timestamp() if msg.insertion_time else None)
+
+
+@app.queue_trigger(arg_name="msg", queue_name=SYNC_QUEUE, connection="AzureWebJobsStorage")
+async def event_writer(msg: func.QueueMessage) -> None:
+    from shared.dispatch import dispatch
+    from shared.wiring import get_event_writer
+
+    await dispatch(msg.get_body(), get_event_writer().handle, get_services(), dequeue_count=msg.dequeue_count,
                    enqueued_at=msg.insertion_time.timestamp() if msg.insertion_time else None)
 
 

@@ -3,3 +3,4 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../devstack/bootstrap.sh"
 .venv/bin/python -m bench.webhook "$@"
+.venv/bin/python -m bench.decode

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import httpx
 
+from bench.metrics import emit
+
 ROOT = Path(__file__).resolve().parents[1]
 SLOW_MS = 2900
 ACCOUNTS_PER_BATCH = 10
@@ -129,6 +131,9 @@ async def latency(batches: int) -> None:
               f"p99 {percentile(naive, 99) / percentile(ours, 99):.1f}x")
         print(f"\n2. Queue messages per batch: ours {ACCOUNTS_PER_BATCH}, naive 100 "
               f"({100 // ACCOUNTS_PER_BATCH}x fewer; the sync worker's coalescing then costs one extra round at most)")
+        emit("webhook_ack_p50_ms", statistics.median(ours), statistics.median(naive), "ms", cost=True)
+        emit("webhook_ack_p99_ms", percentile(ours, 99), percentile(naive, 99), "ms", cost=True)
+        emit("webhook_messages_per_batch", ACCOUNTS_PER_BATCH, 100, "messages", cost=True)
     finally:
         for runner in runners:
             runner.send_signal(signal.SIGINT)
@@ -176,6 +181,7 @@ def cold_start(runs: int) -> None:
     print(f"   every SDK eagerly:    median {statistics.median(eager):7.0f} ms  (min {min(eager):.0f})")
     print(f"   ratio eager/as built: {statistics.median(eager) / statistics.median(as_built):.1f}x; "
           "Graph allows 10,000 ms for the handshake")
+    emit("cold_first_webhook_ms", statistics.median(as_built), statistics.median(eager), "ms", cost=True)
 
 
 def main() -> None:

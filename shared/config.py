@@ -108,6 +108,11 @@ SETTINGS: tuple[SettingSpec, ...] = (
     _spec("SLICE_MAX_SECONDS", "Seconds one invocation spends on delta pages before it continues.",
           default="120"),
     _spec("LEASE_SECONDS", "Lifetime of a mailbox's sync lease.", default="300"),
+    _spec("DELTA_PAGE_SIZE", "Events per delta page asked of Graph (Prefer: odata.maxpagesize, a hint); 50 is "
+          "the page size Graph is observed to use.", default="50"),
+    _spec("DELTA_REPLICATION_MARGIN_SECONDS", "A sync message sent at least this long before the last completed "
+          "round started is covered by it (delta's replication delay); one sent later waits for one more "
+          "round, delayed by this much.", default="10"),
     _spec("COALESCE_DELAY_SECONDS", "Initial invisibility of a notification's sync message.", default="5"),
     _spec("THROTTLE_INLINE_MAX_SECONDS", "A Graph Retry-After up to this many seconds is waited inside the "
           "invocation; a longer one re-sends the message with that delay (throttling never counts as a "
@@ -208,6 +213,8 @@ class Settings:
     slice_max_pages: int
     slice_max_seconds: int
     lease_seconds: int
+    delta_page_size: int
+    delta_replication_margin_seconds: int
     coalesce_delay_seconds: int
     throttle_inline_max_seconds: int
     subscription_lifetime_minutes: int
@@ -259,6 +266,8 @@ class Settings:
             slice_max_pages=r.get("SLICE_MAX_PAGES", _positive_int),
             slice_max_seconds=r.get("SLICE_MAX_SECONDS", _positive_int),
             lease_seconds=r.get("LEASE_SECONDS", _positive_int),
+            delta_page_size=r.get("DELTA_PAGE_SIZE", _positive_int),
+            delta_replication_margin_seconds=r.get("DELTA_REPLICATION_MARGIN_SECONDS", _non_negative_int),
             coalesce_delay_seconds=r.get("COALESCE_DELAY_SECONDS", _non_negative_int),
             throttle_inline_max_seconds=r.get("THROTTLE_INLINE_MAX_SECONDS", _non_negative_int),
             subscription_lifetime_minutes=r.get("SUBSCRIPTION_LIFETIME_MINUTES", _positive_int),

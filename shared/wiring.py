@@ -21,7 +21,9 @@ from shared.store.ports import WorkQueue
 if TYPE_CHECKING:
     from shared.auth.credential import TokenBroker
     from shared.auth.ports import IdentityProvider, MailboxDirectory, TokenVault
+    from shared.graph.gateway import GraphGateway
     from shared.subscriptions.gateway import SubscriptionGateway
+    from shared.sync.writer import EventWriter
 
 _services: Services | None = None
 _queue: WorkQueue | None = None
@@ -87,6 +89,7 @@ class Auth:
     directory: MailboxDirectory
     broker: TokenBroker
     subscriptions: SubscriptionGateway
+    gateway: GraphGateway
 
 
 _auth: Auth | None = None
@@ -99,6 +102,8 @@ def get_auth() -> Auth:
         from shared.auth.keyvault import KeyVaultTokenVault
         from shared.auth.msal_provider import MsalIdentityProvider
         from shared.graph.directory import GraphMailboxDirectory
+        from shared.graph.gateway import GraphGateway
+        from shared.graph.governor import MailboxGovernor
         from shared.subscriptions.msgraph import MsGraphSubscriptions
 
         services = get_services()
@@ -110,5 +115,15 @@ def get_auth() -> Auth:
         identity = MsalIdentityProvider(settings, services.clock, certificates)
         broker = TokenBroker(services, identity, vault)
         _auth = Auth(identity, vault, GraphMailboxDirectory(services.settings, services.clock), broker,
-                     MsGraphSubscriptions(services.settings, broker))
+                     MsGraphSubscriptions(services.settings, broker),
+                     GraphGateway(services, broker, MailboxGovernor()))
     return _auth
+
+
+def get_event_writer() -> EventWriter:
+    """The sync queue's handler, on this process's gateway (and so its per-mailbox governor)."""
+    from shared.sync.source import GraphDeltaSource
+    from shared.sync.writer import EventWriter
+
+    services = get_services()
+    return EventWriter(services, GraphDeltaSource(get_auth().gateway, services.settings.delta_page_size))

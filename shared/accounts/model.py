@@ -104,7 +104,6 @@ class Account:
     reason: str | None = None
     status_changed_at: float = 0.0
     last_token_refresh: float | None = None
-    last_good_sync: float | None = None
     purge_requested_at: float | None = None  # personal data scrubbed; rows being deleted
     purged_at: float | None = None           # every row of the account deleted
     etag: str | None = field(default=None, compare=False)
@@ -123,7 +122,7 @@ class Account:
             "status": self.status.value, "reason": self.reason, "generation": self.generation,
             "scopes": " ".join(self.scopes), "consented_at": self.consented_at,
             "external_ref": self.external_ref, "status_changed_at": self.status_changed_at,
-            "last_token_refresh": self.last_token_refresh, "last_good_sync": self.last_good_sync,
+            "last_token_refresh": self.last_token_refresh,
             "purge_requested_at": self.purge_requested_at, "purged_at": self.purged_at,
         }, self.etag)
 
@@ -134,7 +133,7 @@ class Account:
             generation=int(row.get("generation", 0)), scopes=tuple(str(row.get("scopes", "")).split()),
             consented_at=float(row.get("consented_at", 0.0)), external_ref=row.get("external_ref"),
             reason=row.get("reason"), status_changed_at=float(row.get("status_changed_at", 0.0)),
-            last_token_refresh=row.get("last_token_refresh"), last_good_sync=row.get("last_good_sync"),
+            last_token_refresh=row.get("last_token_refresh"),
             purge_requested_at=row.get("purge_requested_at"), purged_at=row.get("purged_at"), etag=row.etag)
 
 

@@ -20,11 +20,19 @@ MAILBOX_UNSUPPORTED_CODES = {"MailboxNotEnabledForRESTAPI", "MailboxNotSupported
                              "ErrorNonExistentMailbox", "ResourceNotFound.MailboxNotFound"}
 # Delta tokens that died ("Use delta query to track changes in Microsoft Graph data",
 # https://learn.microsoft.com/en-us/graph/delta-query-overview); compared case-insensitively.
+# A 403 with ErrorAccessDenied whose message names one of these is the tenant shutting the app out of the
+# mailbox (an application access policy, or REST access disabled for the mailbox): nothing an account's
+# user can fix by reconnecting ("Limiting application permissions to specific Exchange Online mailboxes",
+# https://learn.microsoft.com/en-us/graph/auth-limit-mailbox-access).
+ACCESS_POLICY_MARKERS = ("access policy", "accesspolicy", "access to odata is disabled")
 RESYNC_CODES = {"syncstatenotfound", "resyncrequired", "invaliddeltatoken", "syncstateinvalid"}
 
 
 def graph_error(status: int | None, code: str | None, *, headers: Mapping[str, str] | None = None,
-                request_id: str | None = None, client_request_id: str | None = None) -> GraphError:
+                request_id: str | None = None, client_request_id: str | None = None,
+                message: str | None = None) -> GraphError:
+    """The project's error for a Graph answer. ``message`` (Graph's error message) only classifies; it is
+    never copied into the error's text."""
     lowered = {k.lower(): v for k, v in (headers or {}).items()}
     request_id = request_id or lowered.get("request-id")
     client_request_id = client_request_id or lowered.get("client-request-id")
@@ -35,6 +43,9 @@ def graph_error(status: int | None, code: str | None, *, headers: Mapping[str, s
     retry_after = _seconds(lowered.get("retry-after"))
     if code in MAILBOX_UNSUPPORTED_CODES:
         return make(MailboxUnsupported, "the mailbox cannot be reached through Graph")
+    if status == 403 and code == "ErrorAccessDenied" and \
+            any(marker in (message or "").lower() for marker in ACCESS_POLICY_MARKERS):
+        return make(MailboxUnsupported, "the tenant's access policy keeps the app out of this mailbox")
     if status == 410 or (code or "").lower() in RESYNC_CODES:
         return make(ResyncRequired, "the delta token is no longer valid")
     if status == 429 or (status in (503, 504) and retry_after is not None):

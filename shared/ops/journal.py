@@ -33,6 +33,7 @@ class JournalEntry:
     operation: str
     outcome: Outcome
     stage: str | None = None
+    calendar: str | None = None
     http_status: int | None = None
     graph_error_code: str | None = None
     graph_request_id: str | None = None

@@ -50,7 +50,7 @@ async def account_status(stack, account: str) -> dict:
     return response.json()
 
 
-@pytest.mark.disabled_functions("subscription_worker")  # the test reads the subscriptions queue itself
+@pytest.mark.disabled_functions("subscription_worker", "event_writer")  # it reads both queues itself
 async def test_connect_reconnect_and_disconnect_through_the_runner(stack):
     account, confirmed = await connect(stack)
     assert confirmed.status_code == 200, confirmed.text

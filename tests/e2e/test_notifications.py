@@ -17,6 +17,7 @@ async def queued(queue_name: str, account: str) -> list:
     return [m for m in (parse_message(b) for b in await get_work_queue().peek(queue_name)) if m.account == account]
 
 
+@pytest.mark.disabled_functions("event_writer")  # the test reads the sync queue itself
 async def test_handshake_batch_and_forgery_through_the_runner(stack, monkeypatch):
     url = f"{stack.base}/api/notifications"
     token = "Validation: Testing client application reachability <b>1</b>"
@@ -49,7 +50,7 @@ async def test_handshake_batch_and_forgery_through_the_runner(stack, monkeypatch
     assert wrong_type.status_code == 415
 
 
-@pytest.mark.disabled_functions("subscription_worker")  # the test reads the subscriptions queue itself
+@pytest.mark.disabled_functions("subscription_worker", "event_writer")  # it reads both queues itself
 async def test_lifecycle_events_through_the_runner(stack, monkeypatch):
     monkeypatch.setenv("COALESCE_DELAY_SECONDS", "0")
     get_settings.cache_clear()

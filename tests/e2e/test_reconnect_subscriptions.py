@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from shared.messages import parse_message
 from shared.wiring import get_work_queue
 from tests.devstack.conftest import until
@@ -30,6 +32,7 @@ def _counters(stack) -> dict[str, Any]:
     return dict(response.json()["notifications"])
 
 
+@pytest.mark.disabled_functions("event_writer")  # the test reads the sync queue itself
 async def test_after_a_reconnect_the_paused_subscription_delivers_again(stack, monkeypatch):
     account, _ = await connect_and_subscribe(stack, monkeypatch)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from msgraph.generated.models.subscription import Subscription
 from msgraph.graph_service_client import GraphServiceClient
 
@@ -39,6 +40,7 @@ async def _queued(queue_name: str, account: str) -> list:
     return [m for m in (parse_message(b) for b in await get_work_queue().peek(queue_name)) if m.account == account]
 
 
+@pytest.mark.disabled_functions("event_writer")  # the test reads the sync queue itself
 async def test_simulator_notifies_the_products_receivers(stack, simulator, monkeypatch):
     monkeypatch.setenv("COALESCE_DELAY_SECONDS", "0")
     get_settings.cache_clear()

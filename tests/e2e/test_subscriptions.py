@@ -8,6 +8,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import pytest
+
 from shared.config import get_settings
 from shared.messages import Renew, parse_message
 from shared.subscriptions.renewer import plan_renewals
@@ -44,6 +46,7 @@ async def connect_and_subscribe(stack, monkeypatch) -> tuple[str, dict[str, Any]
     return account, created
 
 
+@pytest.mark.disabled_functions("event_writer")  # the test reads the sync queue itself
 async def test_subscribe_notify_lifecycle_and_renew_through_the_stack(stack, monkeypatch):
     account, created = await connect_and_subscribe(stack, monkeypatch)
     assert created["idType"] == "ImmutableId"

@@ -1,0 +1,133 @@
+"""The event writer: what a ``sync`` message does (the queue-triggered function of that name).
+
+1. The gate (shared/sync/gate.py) drops messages for accounts that do not sync.
+2. Coalescing (``decide``): a message that the last completed round already covers exits without a Graph
+   call; one that arrives while a round runs, or just after a round that started after it was sent but
+   within the replication margin, sets ``dirty`` and exits, and only the worker that flipped ``dirty``
+   sends one wake-up, delayed by the margin. A burst of any size so costs one extra round at most.
+3. The lease (shared/sync/mailbox.py) keeps one worker per mailbox; the round (shared/sync/rounds.py)
+   runs for at most ``SLICE_MAX_PAGES`` pages or ``SLICE_MAX_SECONDS``, then the lease is released and a
+   ``continue`` message picks the round up: no invocation nears the function timeout.
+
+Delta replicates with a delay ("Use delta query to track changes in Microsoft Graph data", "Processing
+delays", https://learn.microsoft.com/en-us/graph/delta-query-overview): a change notified just before a
+round started may not be in that round yet, hence the margin (``DELTA_REPLICATION_MARGIN_SECONDS``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from enum import Enum
+
+from shared.accounts.model import Account
+from shared.context import Services
+from shared.messages import Message, Sync
+from shared.ops.journal import JournalEntry
+from shared.store.ports import CALENDARS, Row
+from shared.sync.gate import admit
+from shared.sync.mailbox import LeaseLost, LeaseState, MailboxLease
+from shared.sync.rounds import Budget, CalendarRound
+from shared.sync.source import CalendarRef, DeltaSource
+
+log = logging.getLogger("shared.sync.writer")
+
+
+class Decision(Enum):
+    RUN = "run"
+    SKIP = "skip"        # covered by the last completed round
+    DEFER = "defer"      # a round runs (or ran too early for it): set dirty, one wake-up
+
+
+def decide(message: Sync, lease: LeaseState, now: float, margin: float) -> Decision:
+    """What to do with a sync message, from the lease row alone (no Graph call)."""
+    if message.reason == "continue":
+        return Decision.RUN  # a slice continuation or a wake-up: it is the round
+    last = lease.last_round_started
+    sent = message.enqueued_at
+    if last is not None and sent is not None and sent + margin <= last:
+        return Decision.SKIP
+    if lease.held_at(now):
+        return Decision.DEFER
+    if last is not None and sent is not None and sent < last:
+        return Decision.DEFER
+    return Decision.RUN
+
+
+@dataclass
+class EventWriter:
+    services: Services
+    source: DeltaSource
+
+    async def handle(self, message: Message) -> None:
+        assert isinstance(message, Sync)
+        account = await admit(self.services, message)
+        if account is None:
+            return
+        settings = self.services.settings
+        margin = float(settings.delta_replication_margin_seconds)
+        lease = MailboxLease(self.services, account.account)
+        decision = decide(message, await lease.read(), self.services.clock(), margin)
+        if decision is Decision.SKIP:
+            await self._journal(account, "info", f"skipped ({message.reason}): the last round covers it",
+                                {"coalesced": 1})
+            return
+        holder = await lease.acquire() if decision is Decision.RUN else None
+        if holder is None:
+            await self._defer(account, message, lease, margin)
+            return
+        budget = Budget(settings.slice_max_pages, settings.slice_max_seconds)
+        try:
+            calendar = await self._primary_calendar(account)
+            result = await CalendarRound(self.services, holder, self.source, calendar).run(budget)
+        except LeaseLost:
+            await self._journal(account, "info", "lease lost to another worker mid-slice; it goes on", {})
+            return
+        except BaseException:
+            await holder.release()
+            raise
+        state = await lease.read()
+        if result.complete:
+            now = self.services.clock()
+            await holder.release(last_round_started=result.round_started, last_round_completed=now,
+                                 last_good_sync=now, rounds=state.rounds + 1,
+                                 **({"last_notification_round": now} if message.reason == "notification" else {}))
+        else:
+            await holder.release()
+            await self.services.queue.send(Sync(account=account.account, reason="continue"))
+        await self._journal(account, "ok", "round complete" if result.complete else "slice done; continues",
+                            {"pages": result.pages, "changed": result.changed, "unchanged": result.unchanged,
+                             "removed_staged": result.removed_staged})
+
+    async def _defer(self, account: Account, message: Sync, lease: MailboxLease, margin: float) -> None:
+        if message.reason == "continue":
+            # The round's own message found the lease held (a slow holder): it stays the wake-up.
+            await self.services.queue.send(Sync(account=account.account, reason="continue"),
+                                           delay_seconds=margin)
+            return
+        if not await lease.flag_dirty():
+            await self._journal(account, "info", "coalesced: a wake-up is already due", {"coalesced": 1})
+            return
+        try:
+            await self.services.queue.send(Sync(account=account.account, reason="continue"), delay_seconds=margin)
+        except BaseException:
+            await lease.clear_dirty()
+            raise
+        await self._journal(account, "info", f"deferred ({message.reason}): one wake-up in {margin:.0f} s",
+                            {"coalesced": 1})
+
+    async def _primary_calendar(self, account: Account) -> CalendarRef:
+        """The primary calendar's row in ``calendars``, asked of Graph once and kept."""
+        user = account.identity.user
+        tables = self.services.tables
+        async for row in tables.query(CALENDARS, account.account):
+            if row.get("primary"):
+                return CalendarRef(user, row.row, primary=True)
+        calendar_id = await self.source.primary_calendar(account.account, user)
+        await tables.upsert(CALENDARS, Row(account.account, calendar_id, {"primary": True, "owner": user,
+                                                                         "sync": True}))
+        return CalendarRef(user, calendar_id, primary=True)
+
+    async def _journal(self, account: Account, outcome: str, detail: str, counts: dict[str, int]) -> None:
+        await self.services.journal.record(account.account, JournalEntry(
+            "sync", outcome, stage="writer", detail=detail, counts=counts))  # type: ignore[arg-type]
