@@ -126,6 +126,7 @@ class Control:
             web.get("/_sim/issued", self.issued),
             web.get("/_sim/requests", self.requests),
             web.get("/_sim/counters", self.counters),
+            web.post("/_sim/counters/reset", self.reset_counters),
             web.post("/_sim/faults", self.add_fault),
             web.delete("/_sim/faults", self.clear_faults),
             web.post("/_sim/throttling", self.set_throttling),
@@ -247,12 +248,20 @@ class Control:
                                       "notifications": dict(self.state.notification_counts),
                                       "invitations": dict(self.state.invitations),
                                       "peakConcurrency": dict(self.state.peak_concurrency),
-                                      "batches": dict(self.state.batch_counts)})
+                                      "batches": dict(self.state.batch_counts),
+                                      "endpoints": {m: {e: dict(c) for e, c in per.items()}
+                                                    for m, per in self.state.endpoint_counts.items()}})
+
+    async def reset_counters(self, request: web.Request) -> web.Response:
+        with self.state.lock:
+            self.state.reset_counters()
+        return web.json_response({"status": "reset"})
 
     async def add_fault(self, request: web.Request) -> web.Response:
         """``{"path": glob, "status": 429|500|503|504|"timeout"|"delay"|"close"|"hidden", "count": n, "method"?
-        (or "writes"), "retryAfter"?, "seconds"?, "after"?, "reads"?}``: the next n matching requests fail (or hang,
-        are held, then served, or lose their connection), before or ``after`` being served."""
+        (or "writes"), "retryAfter"?, "seconds"?, "after"?, "reads"?, "skip"?}``: after ``skip`` matching requests
+        served normally, the next n fail (or hang, are held, then served, or lose their connection), before or
+        ``after`` being served."""
         body = await request.json()
         status = body.get("status")
         statuses = (429, 500, 503, 504, "timeout", "delay", "close", "hidden")
@@ -261,7 +270,8 @@ class Control:
                                       "hidden (delay only before the request is served)"}, status=400)
         fault = Fault(path=body["path"], status=status, count=int(body.get("count", 1)), method=body.get("method"),
                       retry_after=body.get("retryAfter"), hold_seconds=float(body.get("seconds", 30)),
-                      after=bool(body.get("after")) or status == "hidden", reads=int(body.get("reads", 1)))
+                      after=bool(body.get("after")) or status == "hidden", reads=int(body.get("reads", 1)),
+                      skip=int(body.get("skip", 0)))
         with self.state.lock:
             self.state.faults.append(fault)
         return web.json_response(dataclasses.asdict(fault), status=201)

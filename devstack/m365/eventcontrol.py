@@ -1,6 +1,7 @@
 """Control routes for events (docs/devstack.md): what a person does in Outlook (create, edit, move in time or to
-another calendar, delete, accept or decline), each firing the change notifications Graph would; an event in a
-custom time zone as desktop Outlook writes it; and large generated mailboxes. Not part of any Microsoft service."""
+another calendar, delete, accept or decline; edit or cancel one occurrence of a series, end a series earlier), each
+firing the change notifications Graph would; an event in a custom time zone as desktop Outlook writes it; large
+generated mailboxes; delta tokens evicted on demand. Not part of any Microsoft service."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from typing import Any
 
 from aiohttp import web
 
+from devstack.m365.delta import Deltas
 from devstack.m365.eventdata import Preferences, event_json
 from devstack.m365.events import RESPONSES, EventOps
 from devstack.m365.graph import GraphError
 from devstack.m365.seeding import generate_events
+from devstack.m365.series import Occurrence, find_occurrence, occurrence_json
 from devstack.m365.state import Calendar, SimState, User
 from devstack.m365.timezones import CUSTOM_ZONE
 
@@ -32,6 +35,10 @@ class EventControl:
             web.delete(base + "/{event}", self.delete),
             web.post(base + "/{event}/move", self.move),
             web.post(base + "/{event}/respond", self.respond),
+            web.post(base + "/{event}/truncate", self.truncate),
+            web.patch("/_sim/users/{user}/occurrences/{occurrence}", self.edit_occurrence),
+            web.delete("/_sim/users/{user}/occurrences/{occurrence}", self.cancel_occurrence),
+            web.post("/_sim/users/{user}/delta-tokens/expire", self.expire_delta_tokens),
         ]
 
     async def _call(self, request: web.Request, action: Any) -> web.Response:
@@ -56,6 +63,12 @@ class EventControl:
         if event is None or event.mailbox_id != user.id:
             raise web.HTTPNotFound(text="unknown event")
         return event
+
+    def _occurrence(self, user: User, request: web.Request) -> Occurrence:
+        found = find_occurrence(self.state.events, request.match_info["occurrence"])
+        if found is None or found.master.mailbox_id != user.id:
+            raise web.HTTPNotFound(text="unknown occurrence")
+        return found
 
     def _json(self, request: web.Request, event: Any, status: int = 200) -> web.Response:
         body = event_json(event, Preferences(), self.state.switches, f"{request.scheme}://{request.host}")
@@ -99,6 +112,38 @@ class EventControl:
             self.ops.respond(event, body["response"], user)
             return self._json(request, event)
         return await self._call(request, act)
+
+    async def truncate(self, request: web.Request) -> web.Response:
+        """``{"endDate": "yyyy-mm-dd"}``: the user ends the series on that date (its range becomes endDate)."""
+        def act(user: User, body: dict[str, Any]) -> web.Response:
+            master = self._event(user, request)
+            recurrence = master.props.get("recurrence")
+            if not recurrence:
+                return web.json_response({"error": "not a series master"}, status=400)
+            shortened = {**recurrence, "range": {**recurrence["range"], "type": "endDate",
+                                                 "endDate": body["endDate"]}}
+            return self._json(request, self.ops.update(master, {"recurrence": shortened}))
+        return await self._call(request, act)
+
+    async def edit_occurrence(self, request: web.Request) -> web.Response:
+        """``{...event}``: the user edits one occurrence (it becomes an exception)."""
+        def act(user: User, body: dict[str, Any]) -> web.Response:
+            occurrence = self._occurrence(user, request)
+            self.ops.edit_occurrence(occurrence, body)
+            return web.json_response(occurrence_json(occurrence, Preferences(), self.state.switches,
+                                                     f"{request.scheme}://{request.host}"))
+        return await self._call(request, act)
+
+    async def cancel_occurrence(self, request: web.Request) -> web.Response:
+        def act(user: User, body: dict[str, Any]) -> web.Response:
+            self.ops.cancel_occurrence(self._occurrence(user, request))
+            return web.json_response({"cancelled": request.match_info["occurrence"]})
+        return await self._call(request, act)
+
+    async def expire_delta_tokens(self, request: web.Request) -> web.Response:
+        """Every delta token (next and delta links) of the mailbox is evicted: their next use answers 410."""
+        return await self._call(request, lambda user, body: web.json_response(
+            {"evicted": Deltas(self.state).evict(user.id)}))
 
     async def generate(self, request: web.Request) -> web.Response:
         """``{"count", "seed", "calendar"?, "start"?}``: ``count`` generated events (not saved; regenerated)."""

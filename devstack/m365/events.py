@@ -1,12 +1,14 @@
 """Graph events: create, get, list, update and delete on /users/{id}/events, /calendar/events and
 /calendars/{id}/events (and /me/...), accept/decline, and translateExchangeIds, over the state's event store.
-Every write fires part 2's change notifications.
+Every write fires part 2's change notifications. An occurrence id (series.py) reads, edits (an exception) or deletes
+(cancels) that one occurrence of its series.
 
 Sources: Create event (https://learn.microsoft.com/en-us/graph/api/user-post-events); List events
 (https://learn.microsoft.com/en-us/graph/api/user-list-events: the default calendar, or the one named); Get event
 (https://learn.microsoft.com/en-us/graph/api/event-get: Prefer: outlook.timezone); Update event
 (https://learn.microsoft.com/en-us/graph/api/event-update); Delete event
-(https://learn.microsoft.com/en-us/graph/api/event-delete); event: accept
+(https://learn.microsoft.com/en-us/graph/api/event-delete); event: cancel
+(https://learn.microsoft.com/en-us/graph/api/event-cancel: the organizer cancels a meeting, 202); event: accept
 (https://learn.microsoft.com/en-us/graph/api/event-accept); user: translateExchangeIds
 (https://learn.microsoft.com/en-us/graph/api/user-translateexchangeids).
 
@@ -38,7 +40,7 @@ from devstack.m365.eventdata import (
     stored_extended,
     stored_location,
 )
-from devstack.m365.eventstore import ICAL_PREFIX, Event, new_change_key, new_immutable_id, new_rest_id
+from devstack.m365.eventstore import ICAL_PREFIX, Event, new_change_key, new_immutable_id, new_rest_id, series_shape
 from devstack.m365.graph import (
     USER_ROLES,
     USER_SCOPES_SELF,
@@ -52,6 +54,16 @@ from devstack.m365.graph import (
     read_body,
 )
 from devstack.m365.notifications import Notifier, graph_time
+from devstack.m365.recurrence import check as check_recurrence
+from devstack.m365.series import (
+    Occurrence,
+    after_master_edit,
+    as_exception,
+    cancel,
+    find_occurrence,
+    occurrence_json,
+    scratch_copy,
+)
 from devstack.m365.state import Calendar, SimState, User, new_id
 from devstack.m365.timezones import resolve, utc_now
 from devstack.serving import MAILBOX
@@ -87,6 +99,8 @@ class EventOps:
     def apply(self, event: Event, body: dict[str, Any], creating: bool) -> None:
         """Validate and write ``body``'s properties onto ``event`` (a fresh one when ``creating``)."""
         check_properties(body)
+        if body.get("recurrence") is not None:
+            check_recurrence(body["recurrence"])
         s = self.state.switches
         props = dict(event.props)
         for name in ("subject", "showAs", "sensitivity", "categories", "importance", "isReminderOn",
@@ -173,8 +187,10 @@ class EventOps:
     def update(self, event: Event, body: dict[str, Any]) -> Event:
         before = (event.start, event.end, event.props.get("location"), event.props.get("attendees"),
                   event.props.get("subject"))
+        shape = series_shape(event)
         self.apply(event, body, creating=False)
         self.changed(event)
+        after_master_edit(event, shape)
         self.notify(event, "updated")
         after = (event.start, event.end, event.props.get("location"), event.props.get("attendees"),
                  event.props.get("subject"))
@@ -189,6 +205,21 @@ class EventOps:
             copy.is_cancelled = True
             self.changed(copy)
             self.notify(copy, "updated")
+
+    def edit_occurrence(self, occurrence: Occurrence, body: dict[str, Any]) -> None:
+        """The occurrence becomes an exception carrying the changes; the master records it (and is what changes)."""
+        if "recurrence" in body:
+            raise bad_request("An occurrence of a series cannot carry a recurrence.")  # assumed
+        edited = scratch_copy(occurrence)
+        self.apply(edited, body, creating=False)
+        as_exception(occurrence, edited, new_change_key())
+        self.changed(occurrence.master)
+        self.notify(occurrence.master, "updated")
+
+    def cancel_occurrence(self, occurrence: Occurrence) -> None:
+        cancel(occurrence)
+        self.changed(occurrence.master)
+        self.notify(occurrence.master, "updated")
 
     def move(self, event: Event, calendar: Calendar) -> str:
         """Into another calendar of the mailbox (a person does this in Outlook; Graph has no call for it)."""
@@ -278,6 +309,7 @@ class Events:
                     web.delete(prefix + events + "/{event}", self._handle(self.delete)),
                     *[web.post(prefix + events + "/{event}/" + action, self._handle(self.respond))
                       for action in RESPONSES],
+                    web.post(prefix + events + "/{event}/cancel", self._handle(self.cancel)),
                 ]
             table.append(web.post(prefix + "/translateExchangeIds", self._handle(self.translate)))
         return table
@@ -287,7 +319,7 @@ class Events:
 
     # --- where ---------------------------------------------------------------------------------------
 
-    def _calendars(self, request: web.Request, caller: Caller) -> tuple[User, list[tuple[Calendar, bool]]]:
+    def calendars_named(self, request: web.Request, caller: Caller) -> tuple[User, list[tuple[Calendar, bool]]]:
         """The mailbox owner and the calendars this route names (all visible ones for /events/{id})."""
         owner = self.graph.mailbox_owner(request, caller)
         visible = self.graph.visible_calendars(caller, owner)
@@ -302,8 +334,21 @@ class Events:
             raise item_not_found()
         return owner, chosen
 
-    def _event(self, request: web.Request, caller: Caller, write: bool) -> tuple[User, Event]:
-        owner, calendars = self._calendars(request, caller)
+    def _occurrence(self, request: web.Request, caller: Caller, write: bool) -> tuple[User, Occurrence] | None:
+        """The occurrence the route's id names, checked like its master; None when the id is not an occurrence's."""
+        occurrence = find_occurrence(self.state.events, request.match_info["event"])
+        if occurrence is None:
+            return None
+        owner, calendars = self.calendars_named(request, caller)
+        allowed = {c.id: e for c, e in calendars}
+        if occurrence.master.mailbox_id != owner.id or occurrence.master.calendar_id not in allowed:
+            raise item_not_found()
+        if write:
+            self._check_write(caller, allowed[occurrence.master.calendar_id])
+        return owner, occurrence
+
+    def event_named(self, request: web.Request, caller: Caller, write: bool) -> tuple[User, Event]:
+        owner, calendars = self.calendars_named(request, caller)
         event = self.state.events.find(request.match_info["event"])
         allowed = {c.id: e for c, e in calendars}
         if event is None or event.mailbox_id != owner.id or event.calendar_id not in allowed:
@@ -337,29 +382,27 @@ class Events:
         origin = f"{request.scheme}://{request.host}"
         response = odata_json(request, f"users('{owner.id}')/events/$entity",
                               event_json(event, prefs, self.state.switches, origin, expand, select), status)
-        _preferences_applied(response, prefs)
+        preferences_applied(response, prefs)
+        return response
+
+    def _answer_occurrence(self, request: web.Request, owner: User, occurrence: Occurrence) -> web.Response:
+        prefs = Preferences.of(request.headers)
+        body = occurrence_json(occurrence, prefs, self.state.switches, f"{request.scheme}://{request.host}")
+        response = odata_json(request, f"users('{owner.id}')/events/$entity", body)
+        preferences_applied(response, prefs)
         return response
 
     # --- routes --------------------------------------------------------------------------------------
 
     async def list(self, request: web.Request, caller: Caller) -> web.Response:
         query = request.query
-        unknown = {k for k in query if k.startswith("$")} - {"$top", "$skip", "$select", "$filter", "$expand"}
-        if unknown:
-            raise bad_request(f"Query options {sorted(unknown)} are not simulated.", "BadRequest")
-        prefs = Preferences.of(request.headers)
-        try:
-            top = int(query.get("$top") or prefs.max_page_size or self.state.switches.events_page_size)
-            skip = int(query.get("$skip", 0))
-        except ValueError:
-            raise bad_request("$top and $skip take whole numbers.", "BadRequest") from None
-        top = max(1, min(top, MAX_TOP))
+        prefs, top, skip, select = page_options(request, self.state.switches.events_page_size,
+                                                {"$top", "$skip", "$select", "$filter", "$expand"})
         predicate = parse_filter(query.get("$filter"))
         expand = parse_expand(query.get("$expand"))
-        select = [s.strip() for s in query["$select"].split(",")] if "$select" in query else None
         origin = f"{request.scheme}://{request.host}"
         with self.state.lock:
-            owner, calendars = self._calendars(request, caller)
+            owner, calendars = self.calendars_named(request, caller)
             calendar = calendars[0][0]
             store = self.state.events
             if predicate is None:
@@ -373,20 +416,23 @@ class Events:
             next_query = {**query, "$skip": str(skip + top)}
             body["@odata.nextLink"] = str(request.url.with_query(next_query))
         response = odata_json(request, f"users('{owner.id}')/events", body)
-        _preferences_applied(response, prefs)
+        preferences_applied(response, prefs)
         return response
 
     async def get(self, request: web.Request, caller: Caller) -> web.Response:
         expand = parse_expand(request.query.get("$expand"))
         select = [s.strip() for s in request.query["$select"].split(",")] if "$select" in request.query else None
         with self.state.lock:
-            owner, event = self._event(request, caller, write=False)
+            found = self._occurrence(request, caller, write=False)
+            if found is not None:
+                return self._answer_occurrence(request, *found)
+            owner, event = self.event_named(request, caller, write=False)
             return self._answer(request, owner, event, expand=expand, select=select)
 
     async def create(self, request: web.Request, caller: Caller) -> web.Response:
         body = await read_body(request)
         with self.state.lock:
-            owner, calendars = self._calendars(request, caller)
+            owner, calendars = self.calendars_named(request, caller)
             calendar, can_edit = calendars[0]
             self._check_write(caller, can_edit)
             existing = self.ops.duplicate_of(owner, body)
@@ -404,24 +450,50 @@ class Events:
     async def update(self, request: web.Request, caller: Caller) -> web.Response:
         body = await read_body(request)
         with self.state.lock:
-            owner, event = self._event(request, caller, write=True)
+            found = self._occurrence(request, caller, write=True)
+            if found is not None:
+                self.ops.edit_occurrence(found[1], body)
+                return self._answer_occurrence(request, *found)
+            owner, event = self.event_named(request, caller, write=True)
             self._check_if_match(request, event)
             self.ops.update(event, body)
             return self._answer(request, owner, event)
 
     async def delete(self, request: web.Request, caller: Caller) -> web.Response:
+        """Deleting an occurrence cancels it: it leaves calendarView and /instances (Delete event)."""
         with self.state.lock:
-            _, event = self._event(request, caller, write=True)
+            found = self._occurrence(request, caller, write=True)
+            if found is not None:
+                self.ops.cancel_occurrence(found[1])
+                return web.Response(status=204)
+            _, event = self.event_named(request, caller, write=True)
             self._check_if_match(request, event)
             self.ops.delete(event)
         return web.Response(status=204)
+
+    async def cancel(self, request: web.Request, caller: Caller) -> web.Response:
+        """event: cancel: only the organizer; a series master cancels the series, an occurrence that occurrence."""
+        if request.can_read_body:
+            await read_body(request)  # Comment: accepted, not simulated
+        with self.state.lock:
+            found = self._occurrence(request, caller, write=True)
+            if found is not None:
+                if not found[1].master.is_organizer:
+                    raise _not_organizer()
+                self.ops.cancel_occurrence(found[1])
+                return web.Response(status=202)
+            _, event = self.event_named(request, caller, write=True)
+            if not event.is_organizer:
+                raise _not_organizer()
+            self.ops.delete(event)
+        return web.Response(status=202)
 
     async def respond(self, request: web.Request, caller: Caller) -> web.Response:
         if request.can_read_body:
             await read_body(request)  # comment and sendResponse: accepted, not simulated
         action = request.path.rstrip("/").rsplit("/", 1)[-1]
         with self.state.lock:
-            owner, event = self._event(request, caller, write=True)
+            owner, event = self.event_named(request, caller, write=True)
             self.ops.respond(event, action, owner)
         return web.Response(status=202)
 
@@ -451,8 +523,34 @@ class Events:
         return odata_json(request, "Collection(microsoft.graph.convertIdResult)", {"value": values})
 
 
-def _preferences_applied(response: web.Response, prefs: Preferences) -> None:
+def page_options(request: web.Request, default_size: int, allowed: set[str]
+                 ) -> tuple[Preferences, int, int, list[str] | None]:
+    """(preferences, $top or Prefer: odata.maxpagesize or the default, $skip, $select) of a list request.
+
+    :raises GraphError: 400 for another $ option or a malformed number."""
+    query = request.query
+    unknown = {k for k in query if k.startswith("$")} - allowed
+    if unknown:
+        raise bad_request(f"Query options {sorted(unknown)} are not simulated.", "BadRequest")
+    prefs = Preferences.of(request.headers)
+    try:
+        top = int(query.get("$top") or prefs.max_page_size or default_size)
+        skip = int(query.get("$skip", 0))
+    except ValueError:
+        raise bad_request("$top and $skip take whole numbers.", "BadRequest") from None
+    select = [s.strip() for s in query["$select"].split(",")] if "$select" in query else None
+    return prefs, max(1, min(top, MAX_TOP)), skip, select
+
+
+def _not_organizer() -> GraphError:
+    # event: cancel: "only the organizer"; the wording is assumed
+    return bad_request("Your request can't be completed. You need to be an organizer to cancel a meeting.")
+
+
+def preferences_applied(response: web.Response, prefs: Preferences, page_size: int | None = None) -> None:
     applied = []
+    if page_size is not None:
+        applied.append(f"odata.maxpagesize={page_size}")  # OData: the preference honoured is echoed
     if prefs.timezone:
         applied.append(f'outlook.timezone="{prefs.timezone}"')  # Get event: Preference-Applied
     if prefs.immutable:

@@ -1,5 +1,6 @@
 """The simulator's events: one record per event, indexed by both of its ids, kept per calendar in creation order
-(the order lists page through), with a change sequence per mailbox and tombstones for part 3b's delta.
+(the order lists page through), with a change sequence per mailbox and a change log per mailbox that delta reads
+(a later round looks only at the entries after its token's sequence, never at the whole mailbox).
 
 Identifiers follow "Obtain immutable identifiers for Outlook resources"
 (https://learn.microsoft.com/en-us/graph/outlook-immutable-id): the default (REST) id changes when the event
@@ -10,6 +11,7 @@ URL-safe base64 of opaque bytes, as Graph's are.
 from __future__ import annotations
 
 import base64
+import bisect
 import itertools
 import random
 import secrets
@@ -66,16 +68,34 @@ class Event:
     organizer_key: str | None = None  # an attendee's copy: the organizer's event
     seq: int = 0  # the mailbox's change sequence at the last change
     generated: bool = False  # made by a bulk seed: regenerated from its seed, not saved
+    # a series master: edited occurrences (exceptions) and cancelled ones, by original start (str(int(seconds)));
+    # an exception is {"start", "end", "props", "change_key"}
+    exceptions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cancelled: list[str] = field(default_factory=list)
+    # a series master's earlier shapes (series_shape), each with "replaced_at": the sequence that replaced it
+    shapes: list[dict[str, Any]] = field(default_factory=list)
+
+
+def series_shape(event: Event) -> dict[str, Any] | None:
+    """What delta needs to know which occurrences a series had: None for a single event."""
+    if not event.props.get("recurrence"):
+        return None
+    return {"recurrence": event.props["recurrence"], "start": event.start, "end": event.end,
+            "start_zone": event.start_zone, "cancelled": list(event.cancelled),
+            "exceptions": {k: {"start": v["start"], "end": v["end"]} for k, v in event.exceptions.items()}}
 
 
 @dataclass
-class Tombstone:
+class LogEntry:
+    """One change in a mailbox: the event (``key``) changed in ``calendar_id``, where it had these ids; ``series`` is
+    the shape of a series master that was removed from the calendar."""
+
+    seq: int
     key: str
-    mailbox_id: str
     calendar_id: str
     rest_id: str
     immutable_id: str
-    seq: int
+    series: dict[str, Any] | None = None
 
 
 @dataclass
@@ -84,7 +104,7 @@ class EventStore:
     by_id: dict[str, str] = field(default_factory=dict)  # rest or immutable id -> key
     by_calendar: dict[str, dict[str, None]] = field(default_factory=dict)  # calendar -> keys, in creation order
     seq: dict[str, int] = field(default_factory=dict)  # mailbox -> last change sequence
-    tombstones: list[Tombstone] = field(default_factory=list)
+    log: dict[str, list[LogEntry]] = field(default_factory=dict)  # mailbox -> changes in sequence order
     # ids that answer 404 for the next N reads (the "created id cannot be found" write fault)
     hidden_reads: dict[str, int] = field(default_factory=dict)
     generated: list[dict[str, Any]] = field(default_factory=list)  # bulk seeds, saved instead of their events
@@ -112,10 +132,19 @@ class EventStore:
         keys = self.by_calendar.get(calendar_id, {})  # dict order is creation order
         return [self.events[key] for key in itertools.islice(keys, skip, skip + top)]
 
+    def _log(self, event: Event, calendar_id: str, rest_id: str, series: dict[str, Any] | None = None) -> int:
+        seq = self.seq[event.mailbox_id] = self.seq.get(event.mailbox_id, 0) + 1
+        self.log.setdefault(event.mailbox_id, []).append(
+            LogEntry(seq, event.key, calendar_id, rest_id, event.immutable_id, series))
+        return seq
+
     def touch(self, event: Event) -> int:
-        self.seq[event.mailbox_id] = self.seq.get(event.mailbox_id, 0) + 1
-        event.seq = self.seq[event.mailbox_id]
+        event.seq = self._log(event, event.calendar_id, event.rest_id)
         return event.seq
+
+    def changes_since(self, mailbox_id: str, seq: int) -> list[LogEntry]:
+        entries = self.log.get(mailbox_id, [])
+        return entries[bisect.bisect_right(entries, seq, key=lambda e: e.seq):]
 
     def add(self, event: Event) -> Event:
         self.events[event.key] = event
@@ -136,14 +165,12 @@ class EventStore:
         self.by_calendar.get(event.calendar_id, {}).pop(event.key, None)
         if event.transaction_id:
             self.transactions.pop(f"{event.mailbox_id}|{event.transaction_id}", None)
-        self.tombstones.append(Tombstone(event.key, event.mailbox_id, event.calendar_id, event.rest_id,
-                                         event.immutable_id, self.touch(event)))
+        self._log(event, event.calendar_id, event.rest_id, series_shape(event))
 
     def move(self, event: Event, calendar_id: str) -> str:
         """Into another calendar of the mailbox: a new REST id, the immutable id kept; returns the old REST id."""
         old = event.rest_id
-        self.tombstones.append(Tombstone(event.key, event.mailbox_id, event.calendar_id, old, event.immutable_id,
-                                         event.seq))
+        self._log(event, event.calendar_id, old, series_shape(event))  # it left the old calendar
         self.by_calendar.get(event.calendar_id, {}).pop(event.key, None)
         self.by_id.pop(old, None)
         event.calendar_id = calendar_id

@@ -15,6 +15,7 @@ from aiohttp.typedefs import Handler
 
 from devstack.certs import CertPaths, ensure_certs
 from devstack.m365.batch import BATCH_HEADER, batch_routes
+from devstack.m365.calendarview import CalendarViews
 from devstack.m365.control import Control
 from devstack.m365.eventcontrol import EventControl
 from devstack.m365.events import EventOps, Events
@@ -87,7 +88,9 @@ def build_app(state: SimState, signer: Signer, state_file: Path | None = None,
     graph = Graph(state, auth)
     event_ops = EventOps(state, notifier)
     app.add_routes(graph.routes())
-    app.add_routes(Events(state, auth, graph, event_ops).routes())
+    events = Events(state, auth, graph, event_ops)
+    app.add_routes(events.routes())
+    app.add_routes(CalendarViews(state, auth, events).routes())
     app.add_routes(EventControl(state, event_ops).routes())
     app.add_routes(subscriptions.routes())
     app.add_routes(Control(state, after_user_action=subscriptions.after_user_action,

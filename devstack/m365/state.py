@@ -130,6 +130,28 @@ class Switches:
     # documented that responses "might appear in a different order"; which order is assumed: "completion" (as the
     # requests finish), "request" (as sent) or "reversed"
     batch_response_order: str = "completion"
+    # --- calendarView and delta (event: delta, https://learn.microsoft.com/en-us/graph/api/event-delta; Get
+    # incremental changes to events in a calendar view, https://learn.microsoft.com/en-us/graph/delta-query-events) ---
+    delta_page_size: int = 10  # assumed: a delta page without Prefer: odata.maxpagesize (the docs give no default)
+    # assumed: a series' items in a round stay on one page, so a recurring expansion can exceed the page size
+    delta_series_on_one_page: bool = True
+    # reported (microsoft-graph-docs#7632): occurrences in delta carry only id, type, seriesMasterId, start, end
+    delta_thin_occurrences: bool = True
+    delta_series_master: bool = False  # assumed: the series master itself is not an item of calendarView delta
+    # assumed: deleting a series removes "occurrences" (the master and each occurrence in the window) or "master"
+    delta_series_delete: str = "occurrences"
+    # assumed: a cancelled occurrence is "removed" (an @removed item) or "vanish"es (no item)
+    delta_cancelled_occurrence: str = "removed"
+    # documented: Outlook delta tokens have no fixed lifetime (0); a number of seconds makes them expire
+    delta_token_lifetime_seconds: float = 0
+    # reported (microsoft-graph-docs#2350) "SyncStateNotFound"; the errors page spells "syncStateNotFound"
+    delta_expired_code: str = "SyncStateNotFound"
+    # --- reported service faults of delta (assumed shapes; off by default) ---
+    delta_page_size_override: int = 0  # pages of this size whatever odata.maxpagesize asks
+    delta_loop_page: int = 0  # this page (2 or more) of each round links to itself ...
+    delta_loop_times: int = 1  # ... this many times before moving on
+    delta_duplicate_item: bool = False  # the last page repeats the round's first item
+    delta_empty_pages: int = 0  # empty pages with a nextLink before the page that carries the deltaLink
 
 
 @dataclass
@@ -345,6 +367,7 @@ class Fault:
     hold_seconds: float = 30.0  # "timeout" and "delay": how long the request is held
     after: bool = False  # served (applied) before the fault answers
     reads: int = 0  # "hidden": reads by id that answer 404
+    skip: int = 0  # matching requests served normally before the fault starts (the Nth page of a round)
 
 
 @dataclass
@@ -419,6 +442,9 @@ class SimState:
     request_times: dict[str, list[float]] = field(default_factory=dict)  # "app|mailbox[|write]" -> times in window
     events: EventStore = field(default_factory=EventStore)
     invitations: Counter[str] = field(default_factory=Counter)  # invitations sent, per organizer mailbox
+    # mailbox -> "METHOD endpoint" -> status -> requests (GET /_sim/counters "endpoints")
+    endpoint_counts: dict[str, dict[str, Counter[str]]] = field(default_factory=dict)
+    delta_tokens: dict[str, Any] = field(default_factory=dict)  # calendarView delta state tokens (delta.py)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def reset(self) -> None:
@@ -572,6 +598,16 @@ class SimState:
         self.route_counts[entry.route] += 1
         if entry.mailbox:
             self.mailbox_counts[entry.mailbox] += 1
+            endpoint = entry.route.replace(" /v1.0/me", " /v1.0/users/{user}", 1)
+            self.endpoint_counts.setdefault(entry.mailbox, {}).setdefault(endpoint, Counter())[str(entry.status)] += 1
+
+    def reset_counters(self) -> None:
+        """Request counts and the request log start again from zero (the state itself is kept)."""
+        self.requests = []
+        for counter in (self.route_counts, self.mailbox_counts, self.throttle_counts, self.peak_concurrency,
+                        self.batch_counts):
+            counter.clear()
+        self.endpoint_counts = {}
 
     # --- persistence -------------------------------------------------------------------------
 

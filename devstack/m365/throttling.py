@@ -121,6 +121,9 @@ def take_fault(state: SimState, request: web.Request) -> Fault | None:
         for fault in state.faults:
             methods = WRITE_METHODS if fault.method == "writes" else {fault.method or request.method}
             if fault.count > 0 and fnmatch.fnmatchcase(request.path, fault.path) and request.method in methods:
+                if fault.skip > 0:
+                    fault.skip -= 1
+                    continue
                 fault.count -= 1
                 return fault
     return None

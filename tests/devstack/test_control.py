@@ -17,7 +17,7 @@ def test_seed_over_http_then_reset(world: World):
     world.control("POST", "reset")
     assert world.control("GET", "counters") == {"routes": {}, "mailboxes": {}, "mailboxRoutes": {}, "throttled": {},
                                                 "notifications": {}, "invitations": {}, "peakConcurrency": {},
-                                                "batches": {}}
+                                                "batches": {}, "endpoints": {}}
     after = world.session.get(f"{world.sim.url}/tailspin.test/v2.0/.well-known/openid-configuration", timeout=10)
     assert after.status_code == 400
 
