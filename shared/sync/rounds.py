@@ -9,8 +9,9 @@ event whose content hash is unchanged is not rewritten and gets no second feed r
 The cursor row (``cursor:{calendar}``) holds the window, the link to go on from (``next_link`` inside a
 round, ``delta_link`` between rounds), when the round started, and what guards the loop: the last page's
 digest and link, and the pages of this round. A page that repeats (the same link handed back, or the same
-body twice), or a round past ``ROUND_MAX_PAGES``, restarts the round from its delta link; three restarts
-in a row fail the message (retried, then poisoned) rather than loop.
+body twice) is followed again up to ``MAX_REPEATS`` times in a row; beyond that, or past ``ROUND_MAX_PAGES``,
+the round restarts from its delta link; three restarts in a row fail the message (retried, then poisoned)
+rather than loop.
 
 Not in this part: ``@removed`` entries are staged as ``removed:{calendar}:{id}`` rows for the deletion
 logic to apply (tombstones, the breaker), and a dead delta token restarts the round from scratch over the
@@ -38,6 +39,8 @@ from shared.sync.source import CalendarRef, DeltaSource, FetchedPage, Window
 
 # A round of more pages than this is not converging (10,000 pages of 50 is half a million events).
 ROUND_MAX_PAGES = 10_000
+# A page that repeats is followed again this often (the fault is often brief), then the round restarts.
+MAX_REPEATS = 2
 MAX_RESTARTS = 3
 # Point reads of stored events per page, in parallel.
 READ_CONCURRENCY = 16
@@ -77,8 +80,8 @@ class CalendarRound:
         self._account = holder.account
 
     async def run(self, budget: Budget) -> SliceResult:
-        cursor = dict((await self._services.tables.get(MAILBOX, self._account, cursor_key(self._calendar.id)) or
-                       Row(self._account, cursor_key(self._calendar.id))).data)
+        stored = await self._services.tables.get(MAILBOX, self._account, cursor_key(self._calendar.id))
+        cursor: dict[str, Any] = dict(stored.data) if stored is not None else {}
         started_at = time.monotonic()
         pages = changed = unchanged = staged = 0
         while True:
@@ -91,13 +94,16 @@ class CalendarRound:
                 continue
             pages += 1
             looping = self._loops(cursor, link, fetched)
+            repeats = int(cursor.get("repeats", 0)) + 1 if looping else 0
+            if int(cursor.get("round_pages", 0)) >= ROUND_MAX_PAGES:
+                looping, repeats = f"the round passed {ROUND_MAX_PAGES} pages", MAX_REPEATS + 1
             writes, counts = await self._plan(fetched.page.value)
             changed, unchanged, staged = changed + counts[0], unchanged + counts[1], staged + counts[2]
-            if looping is not None:
+            if looping is not None and repeats > MAX_REPEATS:
                 await self._holder.commit(writes)  # what the page says still holds
                 await self._restart(cursor, looping, from_scratch=False)
                 return SliceResult(False, pages, changed, unchanged, staged, round_started)
-            cursor.update(self._advance(cursor, link, fetched, round_started))
+            cursor.update(self._advance(cursor, link, fetched, round_started), repeats=repeats)
             await self._holder.commit(writes, [TableOp.upsert(Row(self._account, cursor_key(self._calendar.id),
                                                                   cursor))])
             if fetched.page.delta_link is not None:
@@ -127,8 +133,6 @@ class CalendarRound:
         if page.next_link is not None and fetched.digest == cursor.get("last_digest") \
                 and page.next_link == cursor.get("last_next"):
             return "the same page came twice"
-        if int(cursor.get("round_pages", 0)) + 1 > ROUND_MAX_PAGES:
-            return f"the round passed {ROUND_MAX_PAGES} pages"
         return None
 
     def _advance(self, cursor: dict[str, Any], link: str | None, fetched: FetchedPage,
@@ -152,7 +156,7 @@ class CalendarRound:
             detail=f"round restarted: {why}"))
         if restarts > MAX_RESTARTS:
             raise TransientGraphError(f"delta round of calendar {self._calendar.id} restarted {MAX_RESTARTS} times")
-        cursor.update(next_link="", round_pages=0, last_digest="", last_next="", restarts=restarts)
+        cursor.update(next_link="", round_pages=0, last_digest="", last_next="", restarts=restarts, repeats=0)
         if from_scratch:
             cursor.update(delta_link="")
         await self._holder.commit([], [TableOp.upsert(Row(self._account, cursor_key(self._calendar.id), cursor))])

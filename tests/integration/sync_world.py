@@ -1,0 +1,114 @@
+"""A connected mailbox for the sync engine's tests through the real parts: the product's event writer on the
+real msgraph-sdk, msal and Key Vault client, Azurite for storage, and the Microsoft 365 simulator, which the
+test drives as the mailbox's user would (its control API) and reads back as Graph serves it
+(``calendarView``, "List calendarView", https://learn.microsoft.com/en-us/graph/api/user-list-calendarview)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared.graph.gateway import GraphGateway
+from shared.graph.governor import MailboxGovernor
+from shared.graph.wire import decode_page
+from shared.messages import Sync, parse_message
+from shared.store.ports import CALENDARS, MAILBOX, Row
+from shared.sync.projection import StoredEvent, projection
+from shared.sync.source import GraphDeltaSource
+from shared.sync.writer import EventWriter
+
+ADELE = "a1b2c3d4-0000-4000-8000-0000000000a1"
+
+
+class Sleeps(list[float]):
+    async def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+class SyncWorld:
+    def __init__(self, stack: Any, account: str, page_size: int = 5) -> None:
+        self.stack = stack
+        self.account = account
+        self.sleeps = Sleeps()
+        self.gateway = GraphGateway(stack.services, stack.auth.broker, MailboxGovernor(), sleep=self.sleeps)
+        self.writer = EventWriter(stack.services, GraphDeltaSource(self.gateway, page_size))
+        self.tables = stack.services.tables
+
+    # --- the user, at the simulator --------------------------------------------------------------
+
+    def sim(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        response = self.stack.session.request(method, f"{self.stack.sim.url}/_sim/{path}", json=body, timeout=30)
+        response.raise_for_status()
+        return response.json() if response.content else {}
+
+    def create(self, subject: str, day: int, hour: int = 9, minutes: int = 30) -> str:
+        start = (datetime.now(UTC) + timedelta(days=day)).replace(hour=hour, minute=0, second=0, microsecond=0)
+        end = start + timedelta(minutes=minutes)
+        made = self.sim("POST", f"users/{ADELE}/events", {
+            "subject": subject, "start": {"dateTime": start.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"},
+            "end": {"dateTime": end.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"}})
+        return str(made["immutableId"])
+
+    def edit(self, event_id: str, **changes: Any) -> None:
+        self.sim("PATCH", f"users/{ADELE}/events/{event_id}", changes)
+
+    def switches(self, **values: Any) -> None:
+        self.sim("PATCH", "switches", values)
+
+    # --- the product -----------------------------------------------------------------------------
+
+    async def sync(self, reason: str = "manual") -> int:
+        """Run a sync message and every continue it leaves; returns the messages run."""
+        await self.writer.handle(Sync(account=self.account, reason=reason))  # type: ignore[arg-type]
+        ran = 1
+        while True:
+            bodies = await self.stack.services.queue.peek("sync", 32)
+            await self.drain()
+            mine = [m for m in map(parse_message, bodies) if m.account == self.account]
+            if not mine:
+                return ran
+            for message in mine:
+                await self.writer.handle(message)
+                ran += 1
+
+    async def drain(self) -> None:
+        from azure.storage.queue.aio import QueueClient
+
+        from shared.store.factory import QUEUE_API_VERSION
+
+        settings = self.stack.services.settings
+        async with QueueClient.from_connection_string(settings.storage.connection_string, "sync",
+                                                      api_version=QUEUE_API_VERSION) as queue:
+            await queue.clear_messages()
+
+    async def rows(self, prefix: str) -> list[Row]:
+        return [r async for r in self.tables.query(MAILBOX, self.account, prefix=prefix)]
+
+    async def calendar_id(self) -> str:
+        (row,) = [r async for r in self.tables.query(CALENDARS, self.account)]
+        return str(row.row)
+
+    async def store_projection(self) -> dict[str, dict[str, Any]]:
+        return {str(r.get("id")): projection(StoredEvent.from_data(dict(r.data))) for r in await self.rows("ev:")}
+
+    async def graph_projection(self) -> dict[str, dict[str, Any]]:
+        """What Graph's calendarView says the window holds, single events through the same projection."""
+        calendar = await self.calendar_id()
+        cursor = (await self.tables.get(MAILBOX, self.account, f"cursor:{calendar}")).data
+        url = (f"{self.stack.services.settings.graph_base_url}/users/{ADELE}/calendarView"
+               f"?startDateTime={cursor['window_start']}&endDateTime={cursor['window_end']}")
+        token = await self.stack.auth.broker.access_token(self.account)
+        events: dict[str, dict[str, Any]] = {}
+        while url:
+            response = self.stack.session.get(url, timeout=30, headers={
+                "Authorization": f"Bearer {token.token}", "Prefer": 'IdType="ImmutableId", odata.maxpagesize=100'})
+            response.raise_for_status()
+            page = decode_page(response.content)
+            for item in page.value:
+                events[item.id] = projection(StoredEvent.from_graph(calendar, item))
+            url = json.loads(response.content).get("@odata.nextLink")
+        return events
+
+    async def feed(self) -> list[Row]:
+        return await self.rows("feed:")
