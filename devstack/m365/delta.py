@@ -247,7 +247,8 @@ class Deltas:
         if event is None or event.calendar_id != work.calendar_id:
             return None  # gone since the round started: the next round reports it
         if ref.kind == "event":
-            return {"@odata.type": EVENT_TYPE, **event_json(event, prefs, s, origin)}
+            # event: delta's example shows transactionId null where the app set none
+            return {"@odata.type": EVENT_TYPE, "transactionId": None, **event_json(event, prefs, s, origin)}
         occurrence = Occurrence(event, ref.original)
         if occurrence.key in event.cancelled:
             return None
