@@ -102,17 +102,17 @@ class Deltas:
         self.state = state
 
     def issue(self, token: Token) -> str:
+        """A new token in the mailbox's cache, the oldest evicted once it holds delta_token_cache_size."""
         value = secrets.token_urlsafe(18)
-        self.state.delta_tokens[value] = token
+        cache = self.state.delta_tokens.setdefault(token.mailbox_id, {})
+        cache[value] = token
+        while len(cache) > max(1, self.state.switches.delta_token_cache_size):
+            del cache[next(iter(cache))]
         return value
 
     def evict(self, mailbox_id: str) -> int:
         """Forget every token of the mailbox (control API): their next use answers 410."""
-        tokens = self.state.delta_tokens
-        gone = [k for k, t in tokens.items() if t.mailbox_id == mailbox_id]
-        for key in gone:
-            del tokens[key]
-        return len(gone)
+        return len(self.state.delta_tokens.pop(mailbox_id, {}))
 
     def page(self, mailbox_id: str, calendar_id: str, window: tuple[float, float] | None, token: str | None,
              prefs: Preferences, origin: str) -> Page:
@@ -151,12 +151,13 @@ class Deltas:
         return Page(values, next_token=self.issue(following), page_size=size)
 
     def _held(self, token: str, mailbox_id: str, calendar_id: str) -> Token:
-        held = self.state.delta_tokens.get(token)
+        cache = self.state.delta_tokens.get(mailbox_id, {})
+        held = cache.get(token)
         lifetime = self.state.switches.delta_token_lifetime_seconds
         if held is not None and lifetime and self.state.clock.now() - held.created > lifetime:
-            del self.state.delta_tokens[token]
+            del cache[token]
             held = None
-        if held is None or held.mailbox_id != mailbox_id or held.calendar_id != calendar_id:
+        if held is None or held.calendar_id != calendar_id:
             raise sync_state_not_found(self.state)
         return held
 

@@ -191,6 +191,26 @@ async def test_series_changes_in_a_later_round(world: World):
     assert ids[2] in removed  # 15 April, cut off
 
 
+async def test_rescheduling_a_series_replaces_its_occurrence_ids(world: World):
+    """A user moves the series' time (control PATCH on the master): every occurrence gets a new original start and
+    so a new id; the later round brings the new occurrences and @removed for each old id in the window (the ids of
+    the series' earlier shape), as field reports describe stale occurrence ids after a reschedule."""
+    token, master, _ = await seeded(world)
+    pages, link = delta_round(world, token, first_link())
+    old = {i["id"] for i in flat(pages) if i.get("type") == "occurrence"}
+    world.control("PATCH", f"users/{world.alice}/events/{master['id']}", {
+        "start": {"dateTime": "2030-04-01T10:00:00", "timeZone": "AUS Eastern Standard Time"},
+        "end": {"dateTime": "2030-04-01T10:30:00", "timeZone": "AUS Eastern Standard Time"}})
+    pages, _ = delta_round(world, token, link)
+    removed = {i["id"] for i in flat(pages) if "@removed" in i}
+    new = {i["id"] for i in flat(pages) if i.get("type") == "occurrence"}
+    assert removed == old
+    assert len(new) == 4
+    assert not new & old
+    assert sorted(i["start"]["dateTime"][11:16] for i in flat(pages) if i.get("type") == "occurrence") == [
+        "00:00", "00:00", "00:00", "23:00"]  # 10:00 in Sydney: 23:00Z in daylight time, then 00:00Z
+
+
 @pytest.mark.parametrize(("mode", "expected"), [("occurrences", 5), ("master", 1)])
 async def test_deleting_a_series(world: World, mode: str, expected: int):
     """Deleting a series yields @removed for the master and each occurrence in the window ("occurrences") or for
@@ -241,7 +261,8 @@ async def test_per_calendar_delta_through_the_sdk(world: World):
 async def test_evicted_or_expired_tokens_answer_410(world: World):
     """Use delta query to track changes: Outlook tokens have no fixed lifetime and are evicted from a cache; an
     evicted one answers 410 Gone, code SyncStateNotFound (field reports; switch delta_expired_code). Evicted on
-    demand (control API) or after delta_token_lifetime_seconds (switch); the SDK raises ODataError 410."""
+    demand (control API), when the mailbox's cache is full (delta_token_cache_size, oldest first) or after
+    delta_token_lifetime_seconds (switch); the SDK raises ODataError 410."""
     token, _, _ = await seeded(world)
     _, link = delta_round(world, token, first_link())
     assert world.control("POST", f"users/{world.alice}/delta-tokens/expire")["evicted"] >= 1
@@ -252,19 +273,39 @@ async def test_evicted_or_expired_tokens_answer_410(world: World):
     with pytest.raises(ODataError) as raised:
         await world.graph(token).users.by_user_id(world.alice).calendar_view.delta.with_url(link).get()
     assert raised.value.response_status_code == 410
-    world.control("PATCH", "switches", {"delta_token_lifetime_seconds": 3600})
+    world.control("PATCH", "switches", {"delta_token_cache_size": 3})  # the cache fills: the oldest token goes
+    _, link = delta_round(world, token, first_link(), page_size=10)
+    assert get(world, link, token).status_code == 200
+    for _ in range(3):
+        delta_round(world, token, first_link(), page_size=10)
+    assert get(world, link, token).status_code == 410
+    world.control("PATCH", "switches", {"delta_token_lifetime_seconds": 3600, "delta_token_cache_size": 1000})
     _, link = delta_round(world, token, first_link())
     world.control("POST", "clock/advance", {"seconds": 3601})
     token = a_token(world, world.alice)
     assert get(world, link, token).status_code == 410
 
 
+@pytest.mark.parametrize("status", [503, 504])
+async def test_an_error_in_the_middle_of_a_round(world: World, status: int):
+    """A 503 or 504 on the second page of a round (POST /_sim/faults with "skip": the first matching request is
+    served); the same next link then works again (Microsoft Graph error responses,
+    https://learn.microsoft.com/en-us/graph/errors: 503 and 504 are transient). Raw httpx: msgraph-sdk's retry
+    handler would retry them itself."""
+    token, _, _ = await seeded(world)
+    world.control("POST", "faults", {"path": "/v1.0/me/calendarView/delta*", "status": status, "skip": 1})
+    first = get(world, first_link(), token, Prefer="odata.maxpagesize=2").json()
+    assert get(world, first["@odata.nextLink"], token).status_code == status
+    pages, _ = delta_round(world, token, first["@odata.nextLink"])
+    assert len(first["value"]) + len(flat(pages)) == 6
+
+
 async def test_reported_service_faults(world: World):
     """Faults reported against delta (switches and control faults): a next link that loops on the same page
     (delta_loop_page), a page size that is not respected (delta_page_size_override), the same item twice in one
-    round (delta_duplicate_item), empty pages that still carry a next link (delta_empty_pages), and a 503 on the
-    Nth page of a round (POST /_sim/faults with "skip"); Use delta query to track changes: keep following a next
-    link even when the page is empty; the same item may appear more than once."""
+    round (delta_duplicate_item) and empty pages that still carry a next link (delta_empty_pages); Use delta query to
+    track changes: keep following a next link even when the page is empty; the same item may appear more than
+    once."""
     token, _, _ = await seeded(world)
     world.control("PATCH", "switches", {"delta_loop_page": 2, "delta_loop_times": 2, "delta_series_on_one_page":
                                         False})
@@ -275,10 +316,6 @@ async def test_reported_service_faults(world: World):
     pages, _ = delta_round(world, token, first_link())
     assert [len(p) for p in pages] == [5, 1, 0, 0, 1]
     assert pages[0][0] == pages[-1][0]
-    world.control("POST", "faults", {"path": "/v1.0/me/calendarView/delta*", "status": 503, "skip": 1})
-    first = get(world, first_link(), token).json()
-    assert get(world, first["@odata.nextLink"], token).status_code == 503
-    assert get(world, first["@odata.nextLink"], token).status_code == 200  # the same next link, retried
 
 
 async def test_counters_per_mailbox_endpoint_and_status(world: World):
