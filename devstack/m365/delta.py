@@ -207,16 +207,24 @@ class Deltas:
         event = self.state.events.events.get(entry.key)
         if event is None or event.calendar_id != entry.calendar_id:
             return self._removed_from_calendar(entry, window)
+        earlier = shape_at(event, since)
         if not event.props.get("recurrence"):
             if overlaps(event.start, event.end, *window):
-                return [Ref("event", event.key)]
-            # event: delta: an event outside the range that changed is reported as removed
-            return [Ref("removed", rest_id=event.rest_id, immutable_id=event.immutable_id)]
+                unit = [Ref("event", event.key)]
+            else:  # event: delta: an event outside the range that changed is reported as removed
+                unit = [Ref("removed", rest_id=event.rest_id, immutable_id=event.immutable_id)]
+            if earlier is not None and earlier["series"] is not None:  # a series made a single event
+                unit += removed_occurrences(earlier["series"], event.rest_id, event.immutable_id, window)
+            return unit
         unit = self._first(event, window)
         current = {original_key(r.original) for r in unit if r.kind == "occurrence"}
         shape = shape_of(event)
         known = set(originals_in({**shape, "exceptions": {}}, *window))
-        known |= set(originals_in(shape_at(event, since) or shape, *window))
+        if earlier is not None and earlier["series"] is not None:
+            known |= set(originals_in(earlier["series"], *window))
+        elif earlier is not None and not self.state.switches.delta_series_master:
+            # a single event made a series: the single instance the client holds is gone
+            unit.insert(0, Ref("removed", rest_id=event.rest_id, immutable_id=event.immutable_id))
         for original in sorted(known):
             key = original_key(original)
             if key in current:
@@ -233,10 +241,7 @@ class Deltas:
         master = Ref("removed", rest_id=entry.rest_id, immutable_id=entry.immutable_id)
         if entry.series is None or self.state.switches.delta_series_delete == "master":
             return [master]
-        rest = ids_of(entry.series, entry.rest_id, *window)
-        immutable = ids_of(entry.series, entry.immutable_id, *window)
-        unit = [Ref("removed", rest_id=r, immutable_id=i) for r, i in zip(rest, immutable, strict=True)]
-        return [master, *unit]
+        return [master, *removed_occurrences(entry.series, entry.rest_id, entry.immutable_id, window)]
 
     # --- rendering -----------------------------------------------------------------------------------------
 
@@ -255,6 +260,13 @@ class Deltas:
             return None
         body = occurrence_json(occurrence, prefs, s, origin, thin=s.delta_thin_occurrences)
         return {"@odata.type": EVENT_TYPE, **body}
+
+
+def removed_occurrences(shape: dict[str, Any], rest_id: str, immutable_id: str, window: tuple[float, float]
+                        ) -> list[Ref]:
+    """Removals of a series shape's occurrences in the window, the master's ids given in both forms."""
+    return [Ref("removed", rest_id=r, immutable_id=i) for r, i in zip(
+        ids_of(shape, rest_id, *window), ids_of(shape, immutable_id, *window), strict=True)]
 
 
 def removed(item_id: str) -> dict[str, Any]:

@@ -211,6 +211,28 @@ async def test_rescheduling_a_series_replaces_its_occurrence_ids(world: World):
         "00:00", "00:00", "00:00", "23:00"]  # 10:00 in Sydney: 23:00Z in daylight time, then 00:00Z
 
 
+async def test_a_single_event_made_a_series_and_back(world: World):
+    """A single event given a recurrence (Update event) leaves the view as a single instance (@removed for its id)
+    and comes back as occurrences; a series whose recurrence is removed becomes a single event again: its
+    occurrences are removed and the event comes back in full (assumed where the docs are silent)."""
+    token, _, singles = await seeded(world)
+    a = singles[0]
+    _, link = delta_round(world, token, first_link())
+    weekly = {"pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["tuesday"]},
+              "range": {"type": "numbered", "startDate": "2030-04-02", "numberOfOccurrences": 2}}
+    raw(world, "PATCH", f"/me/events/{a['id']}", token, {"recurrence": weekly})
+    pages, link = delta_round(world, token, link)
+    items = flat(pages)
+    assert items[0] == {"@odata.type": "#microsoft.graph.event", "id": a["id"], "@removed": {"reason": "deleted"}}
+    occurrences = [i["id"] for i in items[1:]]
+    assert [i["type"] for i in items[1:]] == ["occurrence", "occurrence"]
+    raw(world, "PATCH", f"/me/events/{a['id']}", token, {"recurrence": None})
+    pages, _ = delta_round(world, token, link)
+    items = flat(pages)
+    assert (items[0]["id"], items[0]["type"]) == (a["id"], "singleInstance")
+    assert sorted(i["id"] for i in items[1:] if "@removed" in i) == sorted(occurrences)
+
+
 @pytest.mark.parametrize(("mode", "expected"), [("occurrences", 5), ("master", 1)])
 async def test_deleting_a_series(world: World, mode: str, expected: int):
     """Deleting a series yields @removed for the master and each occurrence in the window ("occurrences") or for
