@@ -352,3 +352,23 @@ async def test_counters_per_mailbox_endpoint_and_status(world: World):
     assert counts == {"GET /v1.0/users/{user}/calendarView/delta()": {"200": 2, "410": 1}}
     world.control("POST", "counters/reset")
     assert world.control("GET", "counters")["endpoints"] == {}
+
+
+async def test_a_generated_mailbox_with_series(world: World):
+    """Generated mailboxes (control API) can hold weekly series (patternedRecurrence resource type,
+    https://learn.microsoft.com/en-us/graph/api/resources/patternedrecurrence): a first delta round over their
+    whole span lists every single event and every occurrence, series masters left out."""
+    world.control("POST", f"users/{world.alice}/events/generate",
+                  {"count": 40, "seed": 9, "series": 6, "start": 1_900_000_000})
+    with world.state.lock:
+        events = list(world.state.events.events.values())
+        expected = sum((e.props["recurrence"] or {"range": {"numberOfOccurrences": 1}})["range"]["numberOfOccurrences"]
+                       for e in events)
+    assert sum(1 for e in events if e.props["recurrence"]) == 6
+    token = a_token(world, world.alice)
+    pages, _ = delta_round(world, token, "/me/calendarView/delta()?startDateTime=2030-03-01T00:00:00Z"
+                           "&endDateTime=2031-12-31T00:00:00Z", page_size=25)
+    items = flat(pages)
+    assert len(items) == expected
+    assert sum(1 for i in items if i["type"] == "occurrence") == expected - 34
+    assert len({i["id"] for i in items}) == expected
