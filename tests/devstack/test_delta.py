@@ -261,7 +261,8 @@ async def test_the_series_master_in_delta_by_switch(world: World):
 
 async def test_per_calendar_delta_through_the_sdk(world: World):
     """The per-calendar form /users/{id}/calendars/{id}/calendarView/delta() (msgraph-sdk's builder) sees only that
-    calendar; Get incremental changes to events in a calendar view: each calendar is tracked on its own."""
+    calendar, /me/calendar/calendarView/delta and /me/calendarView/delta() the default one; Get incremental changes
+    to events in a calendar view: each calendar is tracked on its own."""
     token = a_token(world, world.alice)
     raw(world, "POST", "/me/events", token, single("default"))
     raw(world, "POST", f"/me/calendars/{world.alice_projects}/events", token, single("projects"))
@@ -278,6 +279,13 @@ async def test_per_calendar_delta_through_the_sdk(world: World):
     assert last.path == f"/v1.0/users/{world.alice}/calendars/{world.alice_projects}/calendarView/delta()"
     pages, _ = delta_round(world, token, first_link("/calendar"))
     assert [i["subject"] for i in flat(pages)] == ["default"]
+    mine = client.me.calendar_view.delta  # /me/calendarView/delta(): the default calendar
+    config.query_parameters = type(mine).DeltaRequestBuilderGetQueryParameters(
+        start_date_time=WINDOW["startDateTime"], end_date_time=WINDOW["endDateTime"])
+    default = await mine.get(request_configuration=config)
+    assert default is not None
+    assert [e.subject for e in default.value or []] == ["default"]
+    assert [r for r in world.state.requests if "calendarView" in r.path][-1].path == "/v1.0/me/calendarView/delta()"
 
 
 async def test_evicted_or_expired_tokens_answer_410(world: World):
