@@ -33,6 +33,7 @@ from devstack.m365.series import (
     original_key,
     originals_in,
     overlaps,
+    series_of,
     shape_at,
     shape_of,
 )
@@ -258,6 +259,9 @@ class Deltas:
         occurrence = Occurrence(event, ref.original)
         if occurrence.key in event.cancelled:
             return None
+        if event.seq > work.base_seq and occurrence.key not in event.exceptions \
+                and not series_of(shape_of(event)).is_occurrence(ref.original):
+            return None  # the series was reshaped since the round started: the next round reports it
         body = occurrence_json(occurrence, prefs, s, origin, thin=s.delta_thin_occurrences)
         return {"@odata.type": EVENT_TYPE, **body}
 
