@@ -34,7 +34,7 @@ DELTA_UNSUPPORTED = frozenset({"$select", "$expand", "$filter", "$orderby", "$se
 def parse_window(query: Any) -> tuple[float, float]:
     """startDateTime and endDateTime (case-insensitive names) as UTC seconds; a value without an offset is UTC.
 
-    :raises GraphError: 400 when either is missing or not ISO 8601 (message of field reports)."""
+    :raises GraphError: 400 when either is missing or not ISO 8601 (code and message assumed)."""
     named = {k.lower(): v for k, v in query.items()}
     if "startdatetime" not in named or "enddatetime" not in named:
         raise bad_request("This request requires a time window specified by the query string parameters "

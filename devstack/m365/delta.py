@@ -33,6 +33,7 @@ from devstack.m365.series import (
     original_key,
     originals_in,
     overlaps,
+    series_of,
     shape_at,
     shape_of,
 )
@@ -102,17 +103,17 @@ class Deltas:
         self.state = state
 
     def issue(self, token: Token) -> str:
+        """A new token in the mailbox's cache, the oldest evicted once it holds delta_token_cache_size."""
         value = secrets.token_urlsafe(18)
-        self.state.delta_tokens[value] = token
+        cache = self.state.delta_tokens.setdefault(token.mailbox_id, {})
+        cache[value] = token
+        while len(cache) > max(1, self.state.switches.delta_token_cache_size):
+            del cache[next(iter(cache))]
         return value
 
     def evict(self, mailbox_id: str) -> int:
         """Forget every token of the mailbox (control API): their next use answers 410."""
-        tokens = self.state.delta_tokens
-        gone = [k for k, t in tokens.items() if t.mailbox_id == mailbox_id]
-        for key in gone:
-            del tokens[key]
-        return len(gone)
+        return len(self.state.delta_tokens.pop(mailbox_id, {}))
 
     def page(self, mailbox_id: str, calendar_id: str, window: tuple[float, float] | None, token: str | None,
              prefs: Preferences, origin: str) -> Page:
@@ -151,12 +152,13 @@ class Deltas:
         return Page(values, next_token=self.issue(following), page_size=size)
 
     def _held(self, token: str, mailbox_id: str, calendar_id: str) -> Token:
-        held = self.state.delta_tokens.get(token)
+        cache = self.state.delta_tokens.get(mailbox_id, {})
+        held = cache.get(token)
         lifetime = self.state.switches.delta_token_lifetime_seconds
         if held is not None and lifetime and self.state.clock.now() - held.created > lifetime:
-            del self.state.delta_tokens[token]
+            del cache[token]
             held = None
-        if held is None or held.mailbox_id != mailbox_id or held.calendar_id != calendar_id:
+        if held is None or held.calendar_id != calendar_id:
             raise sync_state_not_found(self.state)
         return held
 
@@ -206,16 +208,24 @@ class Deltas:
         event = self.state.events.events.get(entry.key)
         if event is None or event.calendar_id != entry.calendar_id:
             return self._removed_from_calendar(entry, window)
+        earlier = shape_at(event, since)
         if not event.props.get("recurrence"):
             if overlaps(event.start, event.end, *window):
-                return [Ref("event", event.key)]
-            # event: delta: an event outside the range that changed is reported as removed
-            return [Ref("removed", rest_id=event.rest_id, immutable_id=event.immutable_id)]
+                unit = [Ref("event", event.key)]
+            else:  # event: delta: an event outside the range that changed is reported as removed
+                unit = [Ref("removed", rest_id=event.rest_id, immutable_id=event.immutable_id)]
+            if earlier is not None and earlier["series"] is not None:  # a series made a single event
+                unit += removed_occurrences(earlier["series"], event.rest_id, event.immutable_id, window)
+            return unit
         unit = self._first(event, window)
         current = {original_key(r.original) for r in unit if r.kind == "occurrence"}
         shape = shape_of(event)
         known = set(originals_in({**shape, "exceptions": {}}, *window))
-        known |= set(originals_in(shape_at(event, since) or shape, *window))
+        if earlier is not None and earlier["series"] is not None:
+            known |= set(originals_in(earlier["series"], *window))
+        elif earlier is not None and not self.state.switches.delta_series_master:
+            # a single event made a series: the single instance the client holds is gone
+            unit.insert(0, Ref("removed", rest_id=event.rest_id, immutable_id=event.immutable_id))
         for original in sorted(known):
             key = original_key(original)
             if key in current:
@@ -232,10 +242,7 @@ class Deltas:
         master = Ref("removed", rest_id=entry.rest_id, immutable_id=entry.immutable_id)
         if entry.series is None or self.state.switches.delta_series_delete == "master":
             return [master]
-        rest = ids_of(entry.series, entry.rest_id, *window)
-        immutable = ids_of(entry.series, entry.immutable_id, *window)
-        unit = [Ref("removed", rest_id=r, immutable_id=i) for r, i in zip(rest, immutable, strict=True)]
-        return [master, *unit]
+        return [master, *removed_occurrences(entry.series, entry.rest_id, entry.immutable_id, window)]
 
     # --- rendering -----------------------------------------------------------------------------------------
 
@@ -247,12 +254,23 @@ class Deltas:
         if event is None or event.calendar_id != work.calendar_id:
             return None  # gone since the round started: the next round reports it
         if ref.kind == "event":
-            return {"@odata.type": EVENT_TYPE, **event_json(event, prefs, s, origin)}
+            # event: delta's example shows transactionId null where the app set none
+            return {"@odata.type": EVENT_TYPE, "transactionId": None, **event_json(event, prefs, s, origin)}
         occurrence = Occurrence(event, ref.original)
         if occurrence.key in event.cancelled:
             return None
+        if event.seq > work.base_seq and occurrence.key not in event.exceptions \
+                and not series_of(shape_of(event)).is_occurrence(ref.original):
+            return None  # the series was reshaped since the round started: the next round reports it
         body = occurrence_json(occurrence, prefs, s, origin, thin=s.delta_thin_occurrences)
         return {"@odata.type": EVENT_TYPE, **body}
+
+
+def removed_occurrences(shape: dict[str, Any], rest_id: str, immutable_id: str, window: tuple[float, float]
+                        ) -> list[Ref]:
+    """Removals of a series shape's occurrences in the window, the master's ids given in both forms."""
+    return [Ref("removed", rest_id=r, immutable_id=i) for r, i in zip(
+        ids_of(shape, rest_id, *window), ids_of(shape, immutable_id, *window), strict=True)]
 
 
 def removed(item_id: str) -> dict[str, Any]:

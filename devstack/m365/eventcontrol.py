@@ -146,13 +146,14 @@ class EventControl:
             {"evicted": Deltas(self.state).evict(user.id)}))
 
     async def generate(self, request: web.Request) -> web.Response:
-        """``{"count", "seed", "calendar"?, "start"?}``: ``count`` generated events (not saved; regenerated)."""
+        """``{"count", "seed", "calendar"?, "start"?, "series"?}``: ``count`` generated events (not saved;
+        regenerated), the first ``series`` of them weekly series."""
         def act(user: User, body: dict[str, Any]) -> web.Response:
             calendar = self._calendar(user, body.get("calendar"))
             started = time.perf_counter()
             made = generate_events(self.state, {"user": user.id, "calendar": calendar.id, "count": body["count"],
-                                                "seed": body.get("seed", 1), "start": body.get("start")
-                                                or self.state.clock.now()})
+                                                "seed": body.get("seed", 1), "series": body.get("series", 0),
+                                                "start": body.get("start") or self.state.clock.now()})
             return web.json_response({"created": made, "seconds": round(time.perf_counter() - started, 3)},
                                      status=201)
         return await self._call(request, act)

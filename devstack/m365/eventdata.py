@@ -198,17 +198,23 @@ def stored_extended(value: Any, current: dict[str, str]) -> dict[str, str]:
 # --- output ----------------------------------------------------------------------------------------
 
 
+# Cached: formatting times is most of the cost of a delta page of generated events (whose times repeat).
+@functools.lru_cache(maxsize=65536)
 def graph_datetime(seconds: float) -> str:
     moment = datetime.fromtimestamp(seconds, UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond:06d}0Z"
 
 
+@functools.lru_cache(maxsize=65536)
+def _wall_clock(seconds: float, zone: Zone) -> str:
+    return wall_clock(datetime.fromtimestamp(seconds, UTC), zone)
+
+
 def time_json(seconds: float, stored_zone: str, wanted: Zone, wanted_name: str, floating: bool) -> dict[str, str]:
-    moment = datetime.fromtimestamp(seconds, UTC)
     if floating:  # an all-day event keeps its wall-clock midnight (switch all_day_floating, assumed)
         own = resolve(stored_zone)
-        return {"dateTime": wall_clock(moment, own or wanted), "timeZone": wanted_name}
-    return {"dateTime": wall_clock(moment, wanted), "timeZone": wanted_name}
+        return {"dateTime": _wall_clock(seconds, own or wanted), "timeZone": wanted_name}
+    return {"dateTime": _wall_clock(seconds, wanted), "timeZone": wanted_name}
 
 
 def event_json(event: Event, prefs: Preferences, switches: Switches, origin: str,

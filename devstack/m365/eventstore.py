@@ -72,7 +72,8 @@ class Event:
     # an exception is {"start", "end", "props", "change_key"}
     exceptions: dict[str, dict[str, Any]] = field(default_factory=dict)
     cancelled: list[str] = field(default_factory=list)
-    # a series master's earlier shapes (series_shape), each with "replaced_at": the sequence that replaced it
+    # the event's earlier shapes: {"series": series_shape, None for a single event, "replaced_at": the sequence
+    # that replaced it}
     shapes: list[dict[str, Any]] = field(default_factory=list)
 
 

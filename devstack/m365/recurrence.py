@@ -121,12 +121,3 @@ class Series:
 
     def is_occurrence(self, original: float) -> bool:
         return original in self.starts_between(original - 1, original + 1)
-
-    def last_start(self) -> float | None:
-        """The start of the last occurrence, or None for a series with no end."""
-        if self.recurrence["range"]["type"] == "noEnd":
-            return None
-        last = None
-        for last in self.rule():  # noqa: B007 - bounded by until or count
-            pass
-        return last.replace(tzinfo=self.zone().tz).timestamp() if last is not None else None

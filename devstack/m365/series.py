@@ -186,24 +186,26 @@ def cancel(occurrence: Occurrence) -> None:
         master.cancelled.append(occurrence.key)
 
 
-def after_master_edit(master: Event, before: dict[str, Any] | None) -> None:
-    """A series master's time, zone or pattern changed: keep the old shape (delta removes the occurrences it had)
-    and drop exceptions and cancellations, as Outlook does when a series is rescheduled (assumed: not documented)."""
-    after = series_shape(master)
-    if before is None or after is None:
-        return
+def after_master_edit(event: Event, before: dict[str, Any] | None) -> None:
+    """An event's series shape changed (a series rescheduled or given another pattern, a single event made a
+    series, a series made a single event): keep the old shape, ``None`` for a single event (delta removes what it
+    had), and drop exceptions and cancellations, as Outlook does when a series is rescheduled (assumed: not
+    documented)."""
+    after = series_shape(event)
     keys = ("recurrence", "start", "end", "start_zone")
-    if all(before[k] == after[k] for k in keys):
+    if before is None and after is None:
         return
-    master.shapes = [*master.shapes, {**before, "replaced_at": master.seq}][-MAX_SHAPES:]
-    master.exceptions.clear()
-    master.cancelled.clear()
+    if before is not None and after is not None and all(before[k] == after[k] for k in keys):
+        return
+    event.shapes = [*event.shapes, {"replaced_at": event.seq, "series": before}][-MAX_SHAPES:]
+    event.exceptions.clear()
+    event.cancelled.clear()
 
 
-def shape_at(master: Event, seq: int) -> dict[str, Any] | None:
-    """The series shape a client that synced at ``seq`` knew: the first shape replaced after it (None: the
-    current one)."""
-    return next((s for s in master.shapes if s["replaced_at"] > seq), None)
+def shape_at(event: Event, seq: int) -> dict[str, Any] | None:
+    """What a client that synced at ``seq`` knew of the event's shape, when it changed since: ``{"series": the
+    series shape, or None for a single event}``; None when the shape is unchanged since ``seq``."""
+    return next((s for s in event.shapes if s["replaced_at"] > seq), None)
 
 
 def ids_of(shape: dict[str, Any], master_id: str, window_start: float, window_end: float,

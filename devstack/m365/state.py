@@ -144,6 +144,9 @@ class Switches:
     delta_cancelled_occurrence: str = "removed"
     # documented: Outlook delta tokens have no fixed lifetime (0); a number of seconds makes them expire
     delta_token_lifetime_seconds: float = 0
+    # documented that old tokens are evicted when the cache fills; the size (tokens per mailbox, next links included)
+    # is assumed
+    delta_token_cache_size: int = 1000
     # reported (microsoft-graph-docs#2350) "SyncStateNotFound"; the errors page spells "syncStateNotFound"
     delta_expired_code: str = "SyncStateNotFound"
     # --- reported service faults of delta (assumed shapes; off by default) ---
@@ -444,7 +447,8 @@ class SimState:
     invitations: Counter[str] = field(default_factory=Counter)  # invitations sent, per organizer mailbox
     # mailbox -> "METHOD endpoint" -> status -> requests (GET /_sim/counters "endpoints")
     endpoint_counts: dict[str, dict[str, Counter[str]]] = field(default_factory=dict)
-    delta_tokens: dict[str, Any] = field(default_factory=dict)  # calendarView delta state tokens (delta.py)
+    # calendarView delta state tokens (delta.py): mailbox -> token -> its record, oldest first
+    delta_tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def reset(self) -> None:

@@ -43,6 +43,7 @@ def _tables() -> tuple[dict[str, str], dict[str, str]]:
     return to_iana, to_windows
 
 
+@functools.lru_cache(maxsize=1024)
 def resolve(name: str) -> Zone | None:
     """The zone a client wrote (a Windows or an IANA name, case as written for Windows names), or None."""
     to_iana, to_windows = _tables()

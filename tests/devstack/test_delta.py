@@ -191,6 +191,65 @@ async def test_series_changes_in_a_later_round(world: World):
     assert ids[2] in removed  # 15 April, cut off
 
 
+async def test_rescheduling_a_series_replaces_its_occurrence_ids(world: World):
+    """A user moves the series' time (control PATCH on the master): every occurrence gets a new original start and
+    so a new id; the later round brings the new occurrences and @removed for each old id in the window (the ids of
+    the series' earlier shape), as field reports describe stale occurrence ids after a reschedule."""
+    token, master, _ = await seeded(world)
+    pages, link = delta_round(world, token, first_link())
+    old = {i["id"] for i in flat(pages) if i.get("type") == "occurrence"}
+    world.control("PATCH", f"users/{world.alice}/events/{master['id']}", {
+        "start": {"dateTime": "2030-04-01T10:00:00", "timeZone": "AUS Eastern Standard Time"},
+        "end": {"dateTime": "2030-04-01T10:30:00", "timeZone": "AUS Eastern Standard Time"}})
+    pages, _ = delta_round(world, token, link)
+    removed = {i["id"] for i in flat(pages) if "@removed" in i}
+    new = {i["id"] for i in flat(pages) if i.get("type") == "occurrence"}
+    assert removed == old
+    assert len(new) == 4
+    assert not new & old
+    assert sorted(i["start"]["dateTime"][11:16] for i in flat(pages) if i.get("type") == "occurrence") == [
+        "00:00", "00:00", "00:00", "23:00"]  # 10:00 in Sydney: 23:00Z in daylight time, then 00:00Z
+
+
+async def test_a_single_event_made_a_series_and_back(world: World):
+    """A single event given a recurrence (Update event) leaves the view as a single instance (@removed for its id)
+    and comes back as occurrences; a series whose recurrence is removed becomes a single event again: its
+    occurrences are removed and the event comes back in full (assumed where the docs are silent)."""
+    token, _, singles = await seeded(world)
+    a = singles[0]
+    _, link = delta_round(world, token, first_link())
+    weekly = {"pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["tuesday"]},
+              "range": {"type": "numbered", "startDate": "2030-04-02", "numberOfOccurrences": 2}}
+    raw(world, "PATCH", f"/me/events/{a['id']}", token, {"recurrence": weekly})
+    pages, link = delta_round(world, token, link)
+    items = flat(pages)
+    assert items[0] == {"@odata.type": "#microsoft.graph.event", "id": a["id"], "@removed": {"reason": "deleted"}}
+    occurrences = [i["id"] for i in items[1:]]
+    assert [i["type"] for i in items[1:]] == ["occurrence", "occurrence"]
+    raw(world, "PATCH", f"/me/events/{a['id']}", token, {"recurrence": None})
+    pages, _ = delta_round(world, token, link)
+    items = flat(pages)
+    assert (items[0]["id"], items[0]["type"]) == (a["id"], "singleInstance")
+    assert sorted(i["id"] for i in items[1:] if "@removed" in i) == sorted(occurrences)
+
+
+async def test_a_series_reshaped_in_the_middle_of_a_round(world: World):
+    """Occurrences listed when a round starts but gone by the time their page is served (the series was
+    rescheduled) are not served with ids that no longer exist; the next round removes them (Use delta query to track
+    changes: changes during a round reach the next one)."""
+    token, master, _ = await seeded(world)
+    world.control("PATCH", "switches", {"delta_series_on_one_page": False})
+    first = get(world, first_link(), token, Prefer="odata.maxpagesize=2").json()
+    served = [i["id"] for i in first["value"]]
+    world.control("PATCH", f"users/{world.alice}/events/{master['id']}", {
+        "start": {"dateTime": "2030-04-01T11:00:00", "timeZone": "AUS Eastern Standard Time"},
+        "end": {"dateTime": "2030-04-01T11:30:00", "timeZone": "AUS Eastern Standard Time"}})
+    pages, link = delta_round(world, token, first["@odata.nextLink"])
+    assert [i["subject"] for i in flat(pages)] == ["A", "B"]  # the two later occurrences are not served
+    pages, _ = delta_round(world, token, link)
+    assert set(served) <= {i["id"] for i in flat(pages) if "@removed" in i}
+
+
 @pytest.mark.parametrize(("mode", "expected"), [("occurrences", 5), ("master", 1)])
 async def test_deleting_a_series(world: World, mode: str, expected: int):
     """Deleting a series yields @removed for the master and each occurrence in the window ("occurrences") or for
@@ -219,7 +278,8 @@ async def test_the_series_master_in_delta_by_switch(world: World):
 
 async def test_per_calendar_delta_through_the_sdk(world: World):
     """The per-calendar form /users/{id}/calendars/{id}/calendarView/delta() (msgraph-sdk's builder) sees only that
-    calendar; Get incremental changes to events in a calendar view: each calendar is tracked on its own."""
+    calendar, /me/calendar/calendarView/delta and /me/calendarView/delta() the default one; Get incremental changes
+    to events in a calendar view: each calendar is tracked on its own."""
     token = a_token(world, world.alice)
     raw(world, "POST", "/me/events", token, single("default"))
     raw(world, "POST", f"/me/calendars/{world.alice_projects}/events", token, single("projects"))
@@ -236,12 +296,20 @@ async def test_per_calendar_delta_through_the_sdk(world: World):
     assert last.path == f"/v1.0/users/{world.alice}/calendars/{world.alice_projects}/calendarView/delta()"
     pages, _ = delta_round(world, token, first_link("/calendar"))
     assert [i["subject"] for i in flat(pages)] == ["default"]
+    mine = client.me.calendar_view.delta  # /me/calendarView/delta(): the default calendar
+    config.query_parameters = type(mine).DeltaRequestBuilderGetQueryParameters(
+        start_date_time=WINDOW["startDateTime"], end_date_time=WINDOW["endDateTime"])
+    default = await mine.get(request_configuration=config)
+    assert default is not None
+    assert [e.subject for e in default.value or []] == ["default"]
+    assert [r for r in world.state.requests if "calendarView" in r.path][-1].path == "/v1.0/me/calendarView/delta()"
 
 
 async def test_evicted_or_expired_tokens_answer_410(world: World):
     """Use delta query to track changes: Outlook tokens have no fixed lifetime and are evicted from a cache; an
     evicted one answers 410 Gone, code SyncStateNotFound (field reports; switch delta_expired_code). Evicted on
-    demand (control API) or after delta_token_lifetime_seconds (switch); the SDK raises ODataError 410."""
+    demand (control API), when the mailbox's cache is full (delta_token_cache_size, oldest first) or after
+    delta_token_lifetime_seconds (switch); the SDK raises ODataError 410."""
     token, _, _ = await seeded(world)
     _, link = delta_round(world, token, first_link())
     assert world.control("POST", f"users/{world.alice}/delta-tokens/expire")["evicted"] >= 1
@@ -252,19 +320,39 @@ async def test_evicted_or_expired_tokens_answer_410(world: World):
     with pytest.raises(ODataError) as raised:
         await world.graph(token).users.by_user_id(world.alice).calendar_view.delta.with_url(link).get()
     assert raised.value.response_status_code == 410
-    world.control("PATCH", "switches", {"delta_token_lifetime_seconds": 3600})
+    world.control("PATCH", "switches", {"delta_token_cache_size": 3})  # the cache fills: the oldest token goes
+    _, link = delta_round(world, token, first_link(), page_size=10)
+    assert get(world, link, token).status_code == 200
+    for _ in range(3):
+        delta_round(world, token, first_link(), page_size=10)
+    assert get(world, link, token).status_code == 410
+    world.control("PATCH", "switches", {"delta_token_lifetime_seconds": 3600, "delta_token_cache_size": 1000})
     _, link = delta_round(world, token, first_link())
     world.control("POST", "clock/advance", {"seconds": 3601})
     token = a_token(world, world.alice)
     assert get(world, link, token).status_code == 410
 
 
+@pytest.mark.parametrize("status", [503, 504])
+async def test_an_error_in_the_middle_of_a_round(world: World, status: int):
+    """A 503 or 504 on the second page of a round (POST /_sim/faults with "skip": the first matching request is
+    served); the same next link then works again (Microsoft Graph error responses,
+    https://learn.microsoft.com/en-us/graph/errors: 503 and 504 are transient). Raw httpx: msgraph-sdk's retry
+    handler would retry them itself."""
+    token, _, _ = await seeded(world)
+    world.control("POST", "faults", {"path": "/v1.0/me/calendarView/delta*", "status": status, "skip": 1})
+    first = get(world, first_link(), token, Prefer="odata.maxpagesize=2").json()
+    assert get(world, first["@odata.nextLink"], token).status_code == status
+    pages, _ = delta_round(world, token, first["@odata.nextLink"])
+    assert len(first["value"]) + len(flat(pages)) == 6
+
+
 async def test_reported_service_faults(world: World):
     """Faults reported against delta (switches and control faults): a next link that loops on the same page
     (delta_loop_page), a page size that is not respected (delta_page_size_override), the same item twice in one
-    round (delta_duplicate_item), empty pages that still carry a next link (delta_empty_pages), and a 503 on the
-    Nth page of a round (POST /_sim/faults with "skip"); Use delta query to track changes: keep following a next
-    link even when the page is empty; the same item may appear more than once."""
+    round (delta_duplicate_item) and empty pages that still carry a next link (delta_empty_pages); Use delta query to
+    track changes: keep following a next link even when the page is empty; the same item may appear more than
+    once."""
     token, _, _ = await seeded(world)
     world.control("PATCH", "switches", {"delta_loop_page": 2, "delta_loop_times": 2, "delta_series_on_one_page":
                                         False})
@@ -275,10 +363,6 @@ async def test_reported_service_faults(world: World):
     pages, _ = delta_round(world, token, first_link())
     assert [len(p) for p in pages] == [5, 1, 0, 0, 1]
     assert pages[0][0] == pages[-1][0]
-    world.control("POST", "faults", {"path": "/v1.0/me/calendarView/delta*", "status": 503, "skip": 1})
-    first = get(world, first_link(), token).json()
-    assert get(world, first["@odata.nextLink"], token).status_code == 503
-    assert get(world, first["@odata.nextLink"], token).status_code == 200  # the same next link, retried
 
 
 async def test_counters_per_mailbox_endpoint_and_status(world: World):
@@ -293,3 +377,23 @@ async def test_counters_per_mailbox_endpoint_and_status(world: World):
     assert counts == {"GET /v1.0/users/{user}/calendarView/delta()": {"200": 2, "410": 1}}
     world.control("POST", "counters/reset")
     assert world.control("GET", "counters")["endpoints"] == {}
+
+
+async def test_a_generated_mailbox_with_series(world: World):
+    """Generated mailboxes (control API) can hold weekly series (patternedRecurrence resource type,
+    https://learn.microsoft.com/en-us/graph/api/resources/patternedrecurrence): a first delta round over their
+    whole span lists every single event and every occurrence, series masters left out."""
+    world.control("POST", f"users/{world.alice}/events/generate",
+                  {"count": 40, "seed": 9, "series": 6, "start": 1_900_000_000})
+    with world.state.lock:
+        events = list(world.state.events.events.values())
+        expected = sum((e.props["recurrence"] or {"range": {"numberOfOccurrences": 1}})["range"]["numberOfOccurrences"]
+                       for e in events)
+    assert sum(1 for e in events if e.props["recurrence"]) == 6
+    token = a_token(world, world.alice)
+    pages, _ = delta_round(world, token, "/me/calendarView/delta()?startDateTime=2030-03-01T00:00:00Z"
+                           "&endDateTime=2031-12-31T00:00:00Z", page_size=25)
+    items = flat(pages)
+    assert len(items) == expected
+    assert sum(1 for i in items if i["type"] == "occurrence") == expected - 34
+    assert len({i["id"] for i in items}) == expected

@@ -37,7 +37,9 @@ from devstack.m365.recurrence import Series, check
 from devstack.m365.series import occurrence_json, occurrences_in
 from devstack.m365.state import SimState
 from devstack.m365.timezones import resolve
+from tests.devstack.subscribing import delegated_client, subscribe
 from tests.devstack.test_events import a_token, raw
+from tests.devstack.webhook import Webhook
 from tests.devstack.world import World
 
 
@@ -311,3 +313,25 @@ async def test_series_exceptions_and_cancellations_survive_the_state_file(world:
     after = shown(SimState.load(path))
     assert after == before
     assert [o["id"] for o in after] == [ids[0], ids[2], ids[3]]
+
+
+async def test_occurrence_changes_notify_the_series_master(world: World, hook: Webhook):
+    """Receive change notifications through webhooks
+    (https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks): editing or cancelling one
+    occurrence (a user action) is a change to the series, notified as "updated" with the master's id (which id
+    Exchange names is not documented: assumed)."""
+    client = delegated_client(world, world.alice)
+    await subscribe(world, hook, client)
+    world.control("PATCH", "switches", {"create_also_updated": False})
+    token = a_token(world, world.alice)
+    master = raw(world, "POST", "/me/events", token, {
+        "subject": "Daily", "start": {"dateTime": "2030-01-07T09:00:00", "timeZone": "UTC"},
+        "end": {"dateTime": "2030-01-07T09:15:00", "timeZone": "UTC"},
+        "recurrence": {"pattern": {"type": "daily", "interval": 1},
+                       "range": {"type": "numbered", "startDate": "2030-01-07", "numberOfOccurrences": 3}}}).json()
+    ids = [o.id for o in await instances_of(world, token, master["id"], "2030-01-01T00:00:00Z", "2030-02-01T00:00:00Z")]
+    world.control("PATCH", f"users/{world.alice}/occurrences/{ids[0]}", {"subject": "Daily (moved)"})
+    world.control("DELETE", f"users/{world.alice}/occurrences/{ids[1]}")
+    world.control("POST", "notifications/flush", {"seconds": 5})
+    assert [(i["changeType"], i["resourceData"]["id"]) for i in hook.items()] == [
+        ("created", master["id"]), ("updated", master["id"]), ("updated", master["id"])]
