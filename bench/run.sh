@@ -4,3 +4,4 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../devstack/bootstrap.sh"
 .venv/bin/python -m bench.webhook "$@"
 .venv/bin/python -m bench.decode
+.venv/bin/python -m bench.sync

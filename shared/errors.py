@@ -142,6 +142,10 @@ class StorageConflict(SyncError):
     retryable = True
 
 
+class RowExists(StorageConflict):
+    """The conflict was an insert of a row that already exists (409), not a stale ETag (412)."""
+
+
 class RowNotFound(SyncError):
     """A conditional update or delete named a row that does not exist (anymore)."""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,10 +14,12 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import EdmType, EntityProperty, TableTransactionError, UpdateMode
+from azure.core.rest import HttpRequest
+from azure.data.tables import EdmType, EntityProperty, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
-from shared.errors import RowNotFound, StorageConflict
+from shared.errors import RowExists, RowNotFound, StorageConflict, TransactionTooLarge
+from shared.store import table_batch
 from shared.store.limits import bulk_write_with, escape_key, plan_transaction, unescape_key
 from shared.store.ports import Row, TableOp, Value
 
@@ -130,7 +132,7 @@ class AzureTableStore:
                 mode = UpdateMode.MERGE if op.kind == "merge" else UpdateMode.REPLACE
                 meta = await client.update_entity(entity, mode=mode, **_condition(op))
         except ResourceExistsError:
-            raise StorageConflict(f"row {op.row.row!r} already exists") from None
+            raise RowExists(f"row {op.row.row!r} already exists") from None
         except ResourceModifiedError:
             raise StorageConflict(f"row {op.row.row!r} changed since it was read (ETag mismatch)") from None
         except ResourceNotFoundError:
@@ -154,24 +156,33 @@ class AzureTableStore:
         return await bulk_write_with(ops, submit, write_one)
 
     async def _submit(self, table: str, ops: Sequence[TableOp]) -> list[str | None]:
-        batch = [_transaction_op(op) for op in ops]
-        try:
-            results = await (await self._table(table)).submit_transaction(batch)
-        except TableTransactionError as exc:
-            code = getattr(exc, "error_code", None) or ""
-            if code == "EntityAlreadyExists" or getattr(exc, "status_code", None) == 409:
-                raise StorageConflict("a transaction row already exists; nothing was written") from None
-            if code == "UpdateConditionNotSatisfied" or getattr(exc, "status_code", None) == 412:
-                raise StorageConflict("a transaction row changed since it was read; nothing was written") from None
-            if code == "ResourceNotFound" or getattr(exc, "status_code", None) == 404:
-                raise RowNotFound("a transaction row does not exist; nothing was written") from None
-            raise
-        except HttpResponseError as exc:
-            if exc.status_code == 412:
-                raise StorageConflict("a transaction row changed since it was read; nothing was written") from None
-            raise
-        return [None if op.kind == "delete" else result.get("etag") for op, result in
-                zip(ops, results, strict=True)]
+        """One entity group transaction; its body made and read by shared/store/table_batch.py, sent through
+        the SDK's pipeline (authentication, retries) as the SDK's own ``submit_transaction`` would."""
+        client = await self._table(table)
+        body, content_type = table_batch.encode(client.url, table, [(op, _to_entity(op.row)) for op in ops])
+        request = HttpRequest("POST", f"{client.scheme}://{client._primary_hostname}/$batch", content=body, headers={
+            "x-ms-version": client.api_version, "DataServiceVersion": "3.0", "MaxDataServiceVersion": "3.0;NetFx",
+            "Content-Type": content_type, "Accept": "application/json"})
+        # stream=True: the pipeline's content decoding does not read multipart answers.
+        response = await client._client.send_request(request, stream=True)
+        await response.read()
+        if response.status_code == 413:
+            raise TransactionTooLarge("Table Storage refused the transaction as too large; nothing was written")
+        if response.status_code != 202:
+            raise HttpResponseError(response=response)
+        parts = table_batch.decode(response.content)
+        failed = next((p for p in parts if p.status >= 300), None)
+        if failed is not None:
+            if failed.status == 409 or failed.error_code == "EntityAlreadyExists":
+                raise RowExists("a transaction row already exists; nothing was written")
+            if failed.status == 412 or failed.error_code == "UpdateConditionNotSatisfied":
+                raise StorageConflict("a transaction row changed since it was read; nothing was written")
+            if failed.status == 404 or failed.error_code == "ResourceNotFound":
+                raise RowNotFound("a transaction row does not exist; nothing was written")
+            raise HttpResponseError(f"Table Storage refused a transaction: {failed.status} {failed.error_code}")
+        if len(parts) != len(ops):
+            raise HttpResponseError(f"Table Storage answered {len(parts)} parts to a transaction of {len(ops)}")
+        return [None if op.kind == "delete" else part.etag for op, part in zip(ops, parts, strict=True)]
 
 
 def _written(op: TableOp, etag: str | None) -> Row:
@@ -187,18 +198,6 @@ def _condition(op: TableOp) -> dict[str, Any]:
     if op.etag is None:
         return {"match_condition": MatchConditions.Unconditionally} if op.kind != "delete" else {}
     return {"etag": op.etag, "match_condition": MatchConditions.IfNotModified}
-
-
-def _transaction_op(op: TableOp) -> tuple[str, Mapping[str, Any], dict[str, Any]] | tuple[str, Mapping[str, Any]]:
-    entity = _to_entity(op.row)
-    if op.kind == "insert":
-        return ("create", entity)
-    if op.kind == "upsert":
-        return ("upsert", entity, {"mode": UpdateMode.REPLACE})
-    if op.kind == "delete":
-        return ("delete", entity, _condition(op))
-    mode = UpdateMode.MERGE if op.kind == "merge" else UpdateMode.REPLACE
-    return ("update", entity, {"mode": mode, **_condition(op)})
 
 
 def _to_entity(row: Row) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 
 from shared.clock import Clock
-from shared.errors import RowNotFound, StorageConflict
+from shared.errors import RowExists, RowNotFound, StorageConflict
 from shared.messages import Message
 from shared.store.limits import bulk_write_with, escape_key, plan_transaction
 from shared.store.ports import Row, TableOp, Value
@@ -100,7 +100,7 @@ class InMemoryTableStore:
             if op.etag is not None and current is not None and current[1] != op.etag:
                 raise StorageConflict(f"row {key[1]!r} changed since it was read (ETag mismatch)")
             if op.kind == "insert" and current is not None:
-                raise StorageConflict(f"row {key[1]!r} already exists")
+                raise RowExists(f"row {key[1]!r} already exists")
             if op.kind in ("merge", "replace") and current is None:
                 raise RowNotFound(f"row {key[1]!r} does not exist")
             if op.kind == "delete":

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.context import Services
-from shared.errors import StorageConflict, SyncError
+from shared.errors import RowExists, StorageConflict, SyncError
 from shared.store.limits import MAX_BATCH_BYTES, MAX_BATCH_OPS, op_payload_size
 from shared.store.ports import MAILBOX, Row, TableOp, Value
 
@@ -106,7 +106,10 @@ class LeaseHolder:
 
     async def commit(self, writes: Sequence[EventWrite], tail: Sequence[TableOp] = ()) -> None:
         """Write ``writes`` (and ``tail``, e.g. the cursor, in the last chunk), each chunk fenced by the
-        lease. :raises LeaseLost: the lease was taken; nothing of the failing chunk was written."""
+        lease (its merge goes first, so a lost lease is what a chunk reports before anything else).
+
+        :raises LeaseLost: the lease was taken; nothing of the failing chunk was written.
+        :raises RowExists: an insert of the chunk met an existing row; nothing of that chunk was written."""
         for chunk, last in _chunks(writes, tail):
             ops: list[TableOp] = []
             feed_next = self.feed_next
@@ -121,6 +124,8 @@ class LeaseHolder:
                                                             "feed_next": feed_next}), etag=self.etag)
             try:
                 etags = await self.services.tables.transact(MAILBOX, [lease, *ops])
+            except RowExists:
+                raise  # an insert met its row; the lease held (its check comes first)
             except StorageConflict:
                 raise LeaseLost(f"the sync lease of {self.account} was taken by another worker") from None
             self.etag = etags[0] or self.etag

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -82,16 +82,16 @@ class StoredEvent:
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def to_data(self) -> dict[str, Any]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in FIELDS}
 
 
+FIELDS = tuple(f.name for f in fields(StoredEvent))
 # The fields that count (everything but the version tags).
-PROJECTED = tuple(f.name for f in fields(StoredEvent) if f.name not in ("last_modified", "change_key"))
+PROJECTED = tuple(name for name in FIELDS if name not in ("last_modified", "change_key"))
 
 
 def projection(event: StoredEvent) -> dict[str, Any]:
-    data = asdict(event)
-    return {name: data[name] for name in PROJECTED}
+    return {name: getattr(event, name) for name in PROJECTED}
 
 
 def content_hash(event: StoredEvent) -> str:

@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.context import Services
-from shared.errors import ResyncRequired, TransientGraphError
+from shared.errors import ResyncRequired, RowExists, TransientGraphError
 from shared.graph.wire import GraphEvent
 from shared.ops.journal import JournalEntry
 from shared.store.ports import MAILBOX, Row, TableOp
@@ -83,7 +83,12 @@ class CalendarRound:
         stored = await self._services.tables.get(MAILBOX, self._account, cursor_key(self._calendar.id))
         cursor: dict[str, Any] = dict(stored.data) if stored is not None else {}
         started_at = time.monotonic()
-        pages = changed = unchanged = staged = 0
+        pages = 0
+        tally = [0, 0, 0]  # changed, unchanged, removals staged
+
+        def result(complete: bool, round_started: float) -> SliceResult:
+            return SliceResult(complete, pages, tally[0], tally[1], tally[2], round_started)
+
         while True:
             link, round_started = self._position(cursor)
             try:
@@ -97,19 +102,20 @@ class CalendarRound:
             repeats = int(cursor.get("repeats", 0)) + 1 if looping else 0
             if int(cursor.get("round_pages", 0)) >= ROUND_MAX_PAGES:
                 looping, repeats = f"the round passed {ROUND_MAX_PAGES} pages", MAX_REPEATS + 1
-            writes, counts = await self._plan(fetched.page.value)
-            changed, unchanged, staged = changed + counts[0], unchanged + counts[1], staged + counts[2]
+            fresh = bool(cursor.get("fresh"))
             if looping is not None and repeats > MAX_REPEATS:
-                await self._holder.commit(writes)  # what the page says still holds
+                counts = await self._apply(fetched, fresh, [])  # what the page says still holds
+                tally = [a + b for a, b in zip(tally, counts, strict=True)]
                 await self._restart(cursor, looping, from_scratch=False)
-                return SliceResult(False, pages, changed, unchanged, staged, round_started)
+                return result(False, round_started)
             cursor.update(self._advance(cursor, link, fetched, round_started), repeats=repeats)
-            await self._holder.commit(writes, [TableOp.upsert(Row(self._account, cursor_key(self._calendar.id),
-                                                                  cursor))])
+            checkpoint = TableOp.upsert(Row(self._account, cursor_key(self._calendar.id), cursor))
+            counts = await self._apply(fetched, fresh, [checkpoint])
+            tally = [a + b for a, b in zip(tally, counts, strict=True)]
             if fetched.page.delta_link is not None:
-                return SliceResult(True, pages, changed, unchanged, staged, round_started)
+                return result(True, round_started)
             if pages >= budget.pages or time.monotonic() - started_at >= budget.seconds:
-                return SliceResult(False, pages, changed, unchanged, staged, round_started)
+                return result(False, round_started)
 
     def _position(self, cursor: dict[str, Any]) -> tuple[str | None, float]:
         """The link to fetch (None: a new round from scratch) and when the current round started."""
@@ -122,7 +128,10 @@ class CalendarRound:
             return await self._source.follow(self._account, self._calendar, link)
         window = Window(str(cursor["window_start"]), str(cursor["window_end"])) if cursor.get("window_start") \
             else sync_window(self._services)
-        cursor.update(window_start=window.start, window_end=window.end)
+        any_stored = self._services.tables.query(MAILBOX, self._account, prefix=event_key(self._calendar.id, ""),
+                                                 limit=1)
+        cursor.update(window_start=window.start, window_end=window.end,
+                      fresh=not [row async for row in any_stored])
         return await self._source.first(self._account, self._calendar, window)
 
     def _loops(self, cursor: dict[str, Any], link: str | None, fetched: FetchedPage) -> str | None:
@@ -146,6 +155,7 @@ class CalendarRound:
             "last_digest": fetched.digest, "last_next": page.next_link or "",
             "restarts": int(cursor.get("restarts", 0)) if in_round else 0,
             "rounds": int(cursor.get("rounds", 0)) + (0 if in_round else 1),
+            "fresh": bool(cursor.get("fresh")) and in_round,
             "last_round_completed": self._services.clock() if not in_round else cursor.get("last_round_completed"),
         }
 
@@ -161,10 +171,27 @@ class CalendarRound:
             cursor.update(delta_link="")
         await self._holder.commit([], [TableOp.upsert(Row(self._account, cursor_key(self._calendar.id), cursor))])
 
-    async def _plan(self, items: Sequence[GraphEvent]) -> tuple[list[EventWrite], tuple[int, int, int]]:
+    async def _apply(self, fetched: FetchedPage, fresh: bool, tail: list[TableOp]) -> tuple[int, int, int]:
+        """Write what the page changes; returns (changed, unchanged, removals staged).
+
+        In a fresh round (the calendar's first, over a calendar with no stored events) nothing is read: each
+        event is inserted, and an insert that meets its row (the same item earlier in the round, or a page
+        applied again after a crash) sends the page down the careful path, which reads what is stored."""
+        if fresh:
+            writes, counts = await self._plan(fetched.page.value, fresh=True)
+            try:
+                await self._holder.commit(writes, tail)
+                return counts
+            except RowExists:
+                pass
+        writes, counts = await self._plan(fetched.page.value, fresh=False)
+        await self._holder.commit(writes, tail)
+        return counts
+
+    async def _plan(self, items: Sequence[GraphEvent], *, fresh: bool) -> tuple[list[EventWrite], tuple[int, int, int]]:
         """The writes one page asks for: (writes, (changed, unchanged, removals staged))."""
         latest = {item.id: item for item in items}  # the same id twice in a page: the last one counts
-        stored = await self._stored(list(latest))
+        stored = {} if fresh else await self._stored(list(latest))
         writes: list[EventWrite] = []
         changed = unchanged = staged = 0
         for event_id, item in latest.items():
@@ -182,7 +209,7 @@ class CalendarRound:
                 unchanged += 1
                 continue
             changed += 1
-            writes.append(self._event_write(event, digest, current))
+            writes.append(self._event_write(event, digest, current, insert=fresh))
         return writes, (changed, unchanged, staged)
 
     async def _stored(self, ids: list[str]) -> dict[str, Row]:
@@ -196,11 +223,12 @@ class CalendarRound:
         rows = await asyncio.gather(*(read(i) for i in ids))
         return {event_id: row for event_id, row in zip(ids, rows, strict=True) if row is not None}
 
-    def _event_write(self, event: StoredEvent, digest: str, current: Row | None) -> EventWrite:
+    def _event_write(self, event: StoredEvent, digest: str, current: Row | None, *, insert: bool) -> EventWrite:
         calendar, event_id = self._calendar.id, event.id
         buckets = bucket_names(event.start, event.end)
-        ops = [TableOp.upsert(Row(self._account, event_key(calendar, event_id),
-                                  {**event.to_data(), "hash": digest, "buckets": ",".join(buckets)}))]
+        row = Row(self._account, event_key(calendar, event_id),
+                  {**event.to_data(), "hash": digest, "buckets": ",".join(buckets)})
+        ops = [TableOp.insert(row) if insert else TableOp.upsert(row)]
         old = set(str(current.get("buckets", "")).split(",")) - {""} if current is not None else set()
         ops.extend(TableOp.delete(self._account, bucket_key(b, calendar, event_id)) for b in sorted(old - set(buckets)))
         index = {"calendar": calendar, "event": event_id, "start": event.start, "end": event.end,

@@ -102,3 +102,49 @@ async def test_two_workers_on_one_mailbox_run_one_round(world):
     queued = await world.stack.services.queue.peek("sync", 32)
     assert len(queued) == 1
     await holder.release()
+
+
+async def test_a_mailbox_not_enabled_for_rest_turns_the_account_unsupported(world):
+    """MailboxNotEnabledForRESTAPI ("Microsoft Graph error responses", https://learn.microsoft.com/en-us/graph/errors):
+    reconnecting cannot fix it, so the message settles and the account stops syncing."""
+    from shared.accounts.model import Status
+    from shared.dispatch import dispatch
+
+    world.create("Meeting", day=2)
+    world.sim("POST", f"users/{ADELE}/mailbox", {"state": "notEnabledForRestApi"})
+    await dispatch(Sync(account=world.account, reason="notification").to_json(), world.writer.handle,
+                   world.stack.services)
+    account = await world.stack.repo.get(world.account)
+    assert account.status is Status.UNSUPPORTED
+    assert account.reason == "MailboxNotEnabledForRESTAPI"
+
+
+async def test_a_429_storm_slows_the_round_down_and_never_fails_it(world):
+    """429s with Retry-After ("Microsoft Graph throttling guidance", https://learn.microsoft.com/en-us/graph/throttling):
+    short waits inline, then a wait too long for the invocation sends the message again with that delay
+    (not a failed delivery); the round completes when it runs again."""
+    from shared.dispatch import dispatch
+
+    ids = [world.create(f"Meeting {n}", day=n + 1) for n in range(6)]
+    delta = f"/v1.0/users/{ADELE}/calendarView/delta*"
+    world.stack.control("faults", {"path": delta, "status": 429, "retryAfter": 1, "count": 3})
+    await world.sync("notification")
+    assert world.sleeps == [1.0, 1.0, 1.0]
+    world.edit(ids[0], subject="Changed")
+    world.stack.control("faults", {"path": delta, "status": 429, "retryAfter": 60, "count": 1})
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    await dispatch(Sync(account=world.account, reason="continue").to_json(), world.writer.handle,
+                   world.stack.services, sleep=sleep)
+    from azure.storage.queue.aio import QueueClient
+
+    from shared.store.factory import QUEUE_API_VERSION
+
+    async with QueueClient.from_connection_string(world.stack.services.settings.storage.connection_string, "sync",
+                                                  api_version=QUEUE_API_VERSION) as queue:
+        assert (await queue.get_queue_properties()).approximate_message_count == 1  # re-sent, 60 s later
+    await world.sync("continue")  # the re-sent copy, once its delay is over
+    assert await world.store_projection() == await world.graph_projection()

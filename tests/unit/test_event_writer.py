@@ -143,6 +143,17 @@ async def test_the_same_id_twice_in_a_page_is_one_change(setup):
     assert row.get("subject") == "Second copy"  # the last copy counts
 
 
+async def test_an_item_again_later_in_a_fresh_first_round_is_not_created_twice(setup):
+    """A first round over an empty calendar inserts without reading; the same item on a later page (delta
+    may send an entity more than once in a round) meets its row and that page is applied the careful way."""
+    world, account, mailbox, writer = setup
+    mailbox.extra_items = {2: [event(0)]}  # the first page's first event, again on the last page
+    await writer.handle(Sync(account=account, reason="connect"))
+    assert feed(world) == [("created", f"ev{n:05d}") for n in range(5)]
+    cursor = await world.services.tables.get(MAILBOX, account, cursor_key(PRIMARY))
+    assert not cursor.get("fresh")  # only a calendar's first round is
+
+
 async def test_a_looping_next_link_restarts_the_round_from_its_delta_link(setup):
     world, account, mailbox, writer = setup
     await writer.handle(Sync(account=account, reason="connect"))
