@@ -23,7 +23,7 @@ from enum import Enum
 from shared.accounts.model import Account
 from shared.context import Services
 from shared.messages import Message, Sync
-from shared.ops.journal import JournalEntry
+from shared.ops.journal import JournalEntry, Outcome
 from shared.store.ports import CALENDARS, Row
 from shared.sync.gate import admit
 from shared.sync.mailbox import LeaseLost, LeaseState, MailboxLease
@@ -128,6 +128,6 @@ class EventWriter:
                                                                          "sync": True}))
         return CalendarRef(user, calendar_id, primary=True)
 
-    async def _journal(self, account: Account, outcome: str, detail: str, counts: dict[str, int]) -> None:
+    async def _journal(self, account: Account, outcome: Outcome, detail: str, counts: dict[str, int]) -> None:
         await self.services.journal.record(account.account, JournalEntry(
-            "sync", outcome, stage="writer", detail=detail, counts=counts))  # type: ignore[arg-type]
+            "sync", outcome, stage="writer", detail=detail, counts=counts))
