@@ -204,23 +204,14 @@ class Bench:
         self.azurite.stop()
 
 
-async def clear_queues(connection_string: str) -> None:
-    from azure.storage.queue.aio import QueueServiceClient
-
-    from shared.store.factory import QUEUE_API_VERSION
-
-    async with QueueServiceClient.from_connection_string(connection_string, api_version=QUEUE_API_VERSION) as svc:
-        async for queue in svc.list_queues():
-            await svc.get_queue_client(queue.name).clear_messages()
-
-
 async def first_sync(bench: Bench, events: int, large: int) -> None:
     from shared.store.ports import MAILBOX, TableOp
     from shared.wiring import close_services, get_services
+    from tests.integration.conftest import clear_product_queues
 
     bench.control("POST", f"users/{MEGAN}/events/generate", {"count": events, "seed": 7})
     account = await bench.connect("megan@contoso.test", "bench-megan")
-    await clear_queues(bench.azurite.connection_string)
+    await clear_product_queues(bench.azurite.connection_string)
     # The naive way first, over the then still empty partition: Azurite's cost per write grows with it.
     naive = run_child("naive-rate", account, MEGAN, limit=1000)
     ours = run_child("ours", account, MEGAN)
@@ -327,7 +318,7 @@ async def latency(bench: Bench, tables: Any, account: str, ids: list[str], chang
     from shared.graph.client import graph_client
     from shared.store.ports import MAILBOX, Row
     from shared.sync.mailbox import event_key
-    from shared.wiring import get_auth
+    from shared.wiring import get_auth, get_services
     from tests.devstack.webhook import Webhook
 
     calendar = "AAMkAdeleDefault"
@@ -337,7 +328,7 @@ async def latency(bench: Bench, tables: Any, account: str, ids: list[str], chang
 
         from msgraph.generated.models.subscription import Subscription
 
-        client = graph_client(get_services_settings(), get_auth().broker.credential(account))
+        client = graph_client(get_services().settings, get_auth().broker.credential(account))
         await client.subscriptions.post(Subscription(
             change_type="updated", notification_url=hook.url("naive"), resource=f"users/{ADELE}/events",
             expiration_date_time=datetime.now(UTC) + timedelta(hours=2), client_state="naive"))
@@ -395,12 +386,6 @@ async def latency(bench: Bench, tables: Any, account: str, ids: list[str], chang
     print(f"   naive p50 {statistics.median(naive_ms):7.0f} ms  p99 {percentile(naive_ms, 99):7.0f} ms")
     emit("change_to_store_p50_ms", statistics.median(ours_ms), statistics.median(naive_ms), "ms", cost=True)
     emit("change_to_store_p99_ms", percentile(ours_ms, 99), percentile(naive_ms, 99), "ms", cost=True)
-
-
-def get_services_settings() -> Any:
-    from shared.wiring import get_services
-
-    return get_services().settings
 
 
 async def run(args: argparse.Namespace) -> None:

@@ -118,9 +118,10 @@ class GraphGateway:
                 error: GraphError = TransientGraphError(f"no answer from Graph ({type(exc).__name__})",
                                                         client_request_id=client_request_id)
                 await self._journal(call, info, attempt, refreshed, started, None, error, client_request_id)
-                if attempt >= MAX_ATTEMPTS:
+                lost_wait = self._retry_wait(error, attempt)
+                if lost_wait is None:
                     raise error from None
-                await self._sleep(BACKOFF_SECONDS * 2 ** (attempt - 1))
+                await self._sleep(lost_wait)
                 continue
             response = answer if isinstance(answer, httpx.Response) else None
             if response is None:

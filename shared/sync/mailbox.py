@@ -101,7 +101,7 @@ class LeaseHolder:
     lease_id: str
     etag: str
     feed_next: int
-    round_started: float | None = None
+    rounds: int                  # completed rounds, as the lease row said when it was taken
     commits: int = field(default=0)
 
     async def commit(self, writes: Sequence[EventWrite], tail: Sequence[TableOp] = ()) -> None:
@@ -177,7 +177,7 @@ class MailboxLease:
             except StorageConflict:
                 continue  # someone else moved first: look again
             assert written.etag is not None
-            return LeaseHolder(self._services, self._account, lease_id, written.etag, state.feed_next)
+            return LeaseHolder(self._services, self._account, lease_id, written.etag, state.feed_next, state.rounds)
         return None
 
     async def flag_dirty(self) -> bool:

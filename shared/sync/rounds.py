@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shared.api import iso_utc
 from shared.context import Services
 from shared.errors import ResyncRequired, RowExists, TransientGraphError
 from shared.graph.wire import GraphEvent
@@ -68,7 +69,7 @@ def sync_window(services: Services) -> Window:
     settings = services.settings
     start = today - timedelta(days=settings.sync_window_past_days)
     end = today + timedelta(days=settings.sync_window_future_days)
-    return Window(start.strftime("%Y-%m-%dT%H:%M:%SZ"), end.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return Window(str(iso_utc(start.timestamp())), str(iso_utc(end.timestamp())))
 
 
 class CalendarRound:
@@ -109,8 +110,7 @@ class CalendarRound:
                 await self._restart(cursor, looping, from_scratch=False)
                 return result(False, round_started)
             cursor.update(self._advance(cursor, link, fetched, round_started), repeats=repeats)
-            checkpoint = TableOp.upsert(Row(self._account, cursor_key(self._calendar.id), cursor))
-            counts = await self._apply(fetched, fresh, [checkpoint])
+            counts = await self._apply(fetched, fresh, [self._checkpoint(cursor)])
             tally = [a + b for a, b in zip(tally, counts, strict=True)]
             if fetched.page.delta_link is not None:
                 return result(True, round_started)
@@ -169,7 +169,10 @@ class CalendarRound:
         cursor.update(next_link="", round_pages=0, last_digest="", last_next="", restarts=restarts, repeats=0)
         if from_scratch:
             cursor.update(delta_link="")
-        await self._holder.commit([], [TableOp.upsert(Row(self._account, cursor_key(self._calendar.id), cursor))])
+        await self._holder.commit([], [self._checkpoint(cursor)])
+
+    def _checkpoint(self, cursor: dict[str, Any]) -> TableOp:
+        return TableOp.upsert(Row(self._account, cursor_key(self._calendar.id), cursor))
 
     async def _apply(self, fetched: FetchedPage, fresh: bool, tail: list[TableOp]) -> tuple[int, int, int]:
         """Write what the page changes; returns (changed, unchanged, removals staged).

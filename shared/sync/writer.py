@@ -16,7 +16,6 @@ round started may not be in that round yet, hence the margin (``DELTA_REPLICATIO
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from enum import Enum
 
@@ -29,8 +28,6 @@ from shared.sync.gate import admit
 from shared.sync.mailbox import LeaseLost, LeaseState, MailboxLease
 from shared.sync.rounds import Budget, CalendarRound
 from shared.sync.source import CalendarRef, DeltaSource
-
-log = logging.getLogger("shared.sync.writer")
 
 
 class Decision(Enum):
@@ -86,11 +83,10 @@ class EventWriter:
         except BaseException:
             await holder.release()
             raise
-        state = await lease.read()
         if result.complete:
             now = self.services.clock()
             await holder.release(last_round_started=result.round_started, last_round_completed=now,
-                                 last_good_sync=now, rounds=state.rounds + 1,
+                                 last_good_sync=now, rounds=holder.rounds + 1,
                                  **({"last_notification_round": now} if message.reason == "notification" else {}))
         else:
             await holder.release()

@@ -32,8 +32,6 @@ def reset_process_state() -> None:
 
 async def wipe_product_storage(connection_string: str) -> None:
     """Empty the product's tables and queues on the shared Azurite, so each test starts clean."""
-    from azure.storage.queue.aio import QueueServiceClient
-
     store = build_table_store(StorageSettings(connection_string=connection_string))
     try:
         for table in TABLES:
@@ -41,6 +39,13 @@ async def wipe_product_storage(connection_string: str) -> None:
             await store.bulk_write(table, [TableOp.delete(r.partition, r.row) for r in rows])
     finally:
         await store.close()
+    await clear_product_queues(connection_string)
+
+
+async def clear_product_queues(connection_string: str) -> None:
+    """Empty the product's queues and their poison twins on the shared Azurite."""
+    from azure.storage.queue.aio import QueueServiceClient
+
     async with QueueServiceClient.from_connection_string(connection_string, api_version=QUEUE_API_VERSION) as service:
         async for queue in service.list_queues():
             if queue.name.split("-poison")[0] in QUEUES:

@@ -17,8 +17,7 @@ from shared.store.ports import CALENDARS, MAILBOX, Row
 from shared.sync.projection import StoredEvent, projection
 from shared.sync.source import GraphDeltaSource
 from shared.sync.writer import EventWriter
-
-ADELE = "a1b2c3d4-0000-4000-8000-0000000000a1"
+from tests.integration.test_connect_real_clients import ADELE
 
 
 class Sleeps(list[float]):

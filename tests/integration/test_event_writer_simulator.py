@@ -8,10 +8,13 @@ from __future__ import annotations
 import pytest
 
 from shared.messages import Sync
-from tests.integration.sync_world import ADELE, SyncWorld
+from tests.integration.sync_world import SyncWorld
 
 # The connected-account stack of the connect tests (a fixture defined in that module).
-from tests.integration.test_connect_real_clients import stack  # noqa: F401
+from tests.integration.test_connect_real_clients import (
+    ADELE,
+    stack,  # noqa: F401
+)
 
 
 @pytest.fixture

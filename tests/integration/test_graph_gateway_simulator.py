@@ -17,16 +17,12 @@ from shared.graph.gateway import Call, GraphGateway
 from shared.graph.governor import MailboxGovernor
 from shared.ops.journal import JournalEntry
 from shared.sync.source import GraphDeltaSource
+from tests.integration.sync_world import Sleeps
 
 # The connected-account stack of the connect tests (a fixture defined in that module).
 from tests.integration.test_connect_real_clients import ADELE, stack  # noqa: F401
 
 CALENDAR_PATH = f"/v1.0/users/{ADELE}/calendar"
-
-
-class Sleeps(list[float]):
-    async def __call__(self, seconds: float) -> None:
-        self.append(seconds)
 
 
 @pytest.fixture

@@ -21,10 +21,13 @@ import pytest
 
 from shared.errors import GraphError
 from shared.messages import Sync
-from tests.integration.sync_world import ADELE, SyncWorld
+from tests.integration.sync_world import SyncWorld
 
 # The connected-account stack of the connect tests (a fixture defined in that module).
-from tests.integration.test_connect_real_clients import stack  # noqa: F401
+from tests.integration.test_connect_real_clients import (
+    ADELE,
+    stack,  # noqa: F401
+)
 
 SEEDS = range(int(os.environ.get("SYNC_RANDOM_SEEDS", "20")))
 DELTA_PATH = f"/v1.0/users/{ADELE}/calendarView/delta*"
