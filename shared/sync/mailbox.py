@@ -4,7 +4,9 @@ and the change feed, all written through ``LeaseHolder.commit``.
 Every transaction carries an If-Match merge of the lease row. That one row is at once:
 
 - the fencing check: a worker whose lease expired and was taken cannot write a single event, cursor or
-  feed row (its ETag is stale, the whole transaction fails with ``LeaseLost``);
+  feed row (its ETag is stale, the whole transaction fails; the row names another holder: ``LeaseLost``).
+  A stale ETag alone is not a lost lease: others set ``dirty`` on the row without taking the lease, and
+  the holder then writes the same chunk again with the row's new ETag;
 - the heartbeat: each commit pushes ``running_until`` forward;
 - the allocator of feed sequence numbers: ``feed_next`` moves in the same transaction as the feed rows
   it numbers, so the feed is gap-free and in commit order.
@@ -31,6 +33,9 @@ CURSOR_PREFIX = "cursor:"
 EVENT_PREFIX = "ev:"
 FEED_PREFIX = "feed:"
 STAGED_REMOVAL_PREFIX = "removed:"
+# A write of the lease row meeting a concurrent ``dirty`` flag tries again with the row's new ETag (a round
+# sees at most one flip: the flag stays set until the next round takes the lease).
+ETAG_ATTEMPTS = 5
 
 
 def cursor_key(calendar: str) -> str:
@@ -120,14 +125,18 @@ class LeaseHolder:
                     feed_next += 1
             if last:
                 ops.extend(tail)
-            lease = TableOp.merge(Row(self.account, LEASE, {"running_until": self._until(),
-                                                            "feed_next": feed_next}), etag=self.etag)
-            try:
-                etags = await self.services.tables.transact(MAILBOX, [lease, *ops])
-            except RowExists:
-                raise  # an insert met its row; the lease held (its check comes first)
-            except StorageConflict:
-                raise LeaseLost(f"the sync lease of {self.account} was taken by another worker") from None
+            for _ in range(ETAG_ATTEMPTS):
+                lease = TableOp.merge(Row(self.account, LEASE, {"running_until": self._until(),
+                                                                "feed_next": feed_next}), etag=self.etag)
+                try:
+                    etags = await self.services.tables.transact(MAILBOX, [lease, *ops])
+                    break
+                except RowExists:
+                    raise  # an insert met its row; the lease held (its check comes first)
+                except StorageConflict:
+                    await self._still_ours()  # only ``dirty`` changed: the same chunk again
+            else:
+                raise LeaseLost(f"the sync lease row of {self.account} keeps changing under its holder")
             self.etag = etags[0] or self.etag
             self.feed_next = feed_next
             self.commits += 1
@@ -136,10 +145,26 @@ class LeaseHolder:
         """Give the lease up, recording ``data`` on the lease row (round bookkeeping). A lease already
         lost is fine: someone else holds it now."""
         row = Row(self.account, LEASE, {"lease_id": "", "running_until": 0.0, **data})
-        try:
-            await self.services.tables.merge(MAILBOX, row, etag=self.etag)
-        except StorageConflict:
-            return
+        for _ in range(ETAG_ATTEMPTS):
+            try:
+                await self.services.tables.merge(MAILBOX, row, etag=self.etag)
+                return
+            except StorageConflict:
+                try:
+                    await self._still_ours()
+                except LeaseLost:
+                    return
+
+    async def _still_ours(self) -> None:
+        """After an ETag mismatch: take the row's new ETag if the lease is still ours. Other workers
+        change the lease row without taking the lease (``MailboxLease.flag_dirty``), and that must not
+        cost the holder its round.
+
+        :raises LeaseLost: another worker took the lease."""
+        row = await self.services.tables.get(MAILBOX, self.account, LEASE)
+        if row is None or row.get("lease_id") != self.lease_id or row.etag is None:
+            raise LeaseLost(f"the sync lease of {self.account} was taken by another worker")
+        self.etag = row.etag
 
     def _until(self) -> float:
         return self.services.clock() + self.services.settings.lease_seconds

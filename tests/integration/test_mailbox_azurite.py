@@ -79,3 +79,18 @@ async def test_only_the_first_to_set_dirty_is_told_so(services):
     services.clock.advance(services.settings.lease_seconds + 1)
     assert await lease.acquire() is not None
     assert not (await lease.read()).dirty  # taking the lease clears it: that round sees everything
+
+
+async def test_dirty_set_under_a_holder_costs_it_neither_its_commit_nor_its_release(services):
+    """``dirty`` is a merge of the lease row that changes its ETag without taking the lease."""
+    account = new_account_id()
+    lease = MailboxLease(services, account)
+    holder = await lease.acquire()
+    assert holder is not None
+    assert await lease.flag_dirty()
+    await holder.commit(writes(account, 2))
+    assert await lease.flag_dirty() is False  # still set, no write
+    await holder.release(rounds=1)
+    state = await lease.read()
+    assert (state.held_by, state.dirty, state.rounds, state.feed_next) == (None, True, 1, 3)
+    assert len(await partition(services, account, "ev:")) == 2

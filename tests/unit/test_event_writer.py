@@ -252,6 +252,29 @@ async def test_a_lost_lease_writes_nothing_more(setup):
     assert any("lease lost" in (e.detail or "") for e in entries)
 
 
+async def test_a_notification_during_a_round_costs_one_more_round_not_the_lease(setup):
+    """The notification sets ``dirty`` on the lease row mid-round: the round still commits and releases,
+    and the one wake-up runs the next round at once, not after the lease's expiry."""
+    world, account, mailbox, writer = setup
+    original_follow = mailbox.follow
+
+    async def follow_and_notify(account_id, calendar, link):
+        page = await original_follow(account_id, calendar, link)
+        if link == "next:r0@2":
+            await writer.handle(Sync(account=account, reason="notification", enqueued_at=world.clock()))
+        return page
+
+    mailbox.follow = follow_and_notify
+    await writer.handle(Sync(account=account, reason="connect"))
+    mailbox.follow = original_follow
+    state = await MailboxLease(world.services, account).read()
+    assert (state.held_by, state.dirty, state.rounds) == (None, True, 1)
+    assert stored_projection(world) == mailbox_projection(mailbox)
+    assert [json.loads(b)["reason"] for b in queue(world).all_bodies("sync")] == ["continue"]
+    entries = await world.services.journal.recent(account)
+    assert not any("lease lost" in (e.detail or "") for e in entries)
+
+
 @pytest.mark.parametrize(("reason", "sent", "last", "held", "expected"), [
     ("notification", 100.0, 200.0, False, Decision.SKIP),     # sent well before the last round started
     ("notification", 195.0, 200.0, False, Decision.DEFER),    # just before: replication may lag; wake later
