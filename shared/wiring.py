@@ -114,9 +114,9 @@ def get_auth() -> Auth:
                         else lambda: vault.read_certificate(certificate_name))
         identity = MsalIdentityProvider(settings, services.clock, certificates)
         broker = TokenBroker(services, identity, vault)
-        _auth = Auth(identity, vault, GraphMailboxDirectory(services.settings, services.clock), broker,
-                     MsGraphSubscriptions(services.settings, broker),
-                     GraphGateway(services, broker, MailboxGovernor()))
+        gateway = GraphGateway(services, broker, MailboxGovernor())
+        _auth = Auth(identity, vault, GraphMailboxDirectory(gateway, services.clock), broker,
+                     MsGraphSubscriptions(gateway), gateway)
     return _auth
 
 

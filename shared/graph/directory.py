@@ -1,34 +1,49 @@
-"""MailboxDirectory on msgraph-sdk: the signed-in user's profile, and a check that the mailbox's
-calendar is reachable (on-premises or unlicensed mailboxes answer MailboxNotEnabledForRESTAPI)."""
+"""MailboxDirectory on the Graph gateway: the signed-in user's profile, and a check that the mailbox's
+calendar is reachable (on-premises or unlicensed mailboxes answer MailboxNotEnabledForRESTAPI).
+
+"Get user", https://learn.microsoft.com/en-us/graph/api/user-get; "Get calendar",
+https://learn.microsoft.com/en-us/graph/api/calendar-get.
+"""
 
 from __future__ import annotations
 
-from kiota_abstractions.api_error import APIError
+import json
+
 from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
 
 from shared.auth.ports import Profile
 from shared.clock import Clock, system_clock
-from shared.config import Settings
-from shared.graph.client import StaticTokenCredential, graph_client
-from shared.graph.errors import from_odata_error
+from shared.errors import TransientGraphError
+from shared.graph.client import StaticTokenCredential
+from shared.graph.gateway import Call, GraphGateway
+
+# How long the sign-in's fresh access token is treated as valid by the SDK: the two calls take seconds.
+SIGN_IN_TOKEN_SECONDS = 300
 
 
 class GraphMailboxDirectory:
-    def __init__(self, settings: Settings, clock: Clock = system_clock) -> None:
-        self._settings = settings
+    def __init__(self, gateway: GraphGateway, clock: Clock = system_clock) -> None:
+        self._gateway = gateway
         self._clock = clock
 
     async def profile(self, access_token: str) -> Profile:
-        client = graph_client(self._settings, StaticTokenCredential(access_token, self._clock() + 300))
+        credential = StaticTokenCredential(access_token, self._clock() + SIGN_IN_TOKEN_SECONDS)
         query = UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(
             select=["displayName", "mail", "userPrincipalName"])
         config = UserItemRequestBuilder.UserItemRequestBuilderGetRequestConfiguration(query_parameters=query)
+        call = Call(None, "profile")
+        me = await self._gateway.send(call, lambda c: c.me.to_get_request_information(config), credential=credential)
+        await self._gateway.send(call, lambda c: c.me.calendar.to_get_request_information(), credential=credential)
         try:
-            me = await client.me.get(request_configuration=config)
-            await client.me.calendar.get()
-        except APIError as exc:
-            raise from_odata_error(exc) from None
-        if me is None:
-            raise from_odata_error(APIError("empty /me response"))
-        return Profile(display_name=me.display_name or "", mailbox=me.mail or me.user_principal_name or "",
-                       username=me.user_principal_name or "")
+            user = json.loads(me.body)
+        except ValueError:
+            user = None
+        if not isinstance(user, dict):
+            raise TransientGraphError("Graph's /me answer was not a JSON object")
+
+        def text(name: str) -> str:
+            value = user.get(name)
+            return value if isinstance(value, str) else ""
+
+        return Profile(display_name=text("displayName"), mailbox=text("mail") or text("userPrincipalName"),
+                       username=text("userPrincipalName"))

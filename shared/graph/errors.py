@@ -61,18 +61,6 @@ def graph_error(status: int | None, code: str | None, *, headers: Mapping[str, s
     return make(GraphRequestRejected, "Graph rejected the request")
 
 
-def from_odata_error(exc: Exception) -> GraphError:
-    """Map msgraph-sdk's ODataError (or kiota's APIError) to the project's errors."""
-    status = getattr(exc, "response_status_code", None)
-    error = getattr(exc, "error", None)
-    code = getattr(error, "code", None)
-    inner = getattr(error, "inner_error", None)
-    raw_headers = getattr(exc, "response_headers", None) or {}
-    headers = {str(k): (v if isinstance(v, str) else ",".join(map(str, v))) for k, v in dict(raw_headers).items()}
-    return graph_error(status, code, headers=headers, request_id=getattr(inner, "request_id", None),
-                       client_request_id=getattr(inner, "client_request_id", None))
-
-
 def _seconds(value: str | None) -> float | None:
     if value is None:
         return None

@@ -1,4 +1,5 @@
-"""The Graph gateway: every product call to Microsoft Graph as one account goes through ``send``.
+"""The Graph gateway: every product call to Microsoft Graph goes through ``send`` (the event writer's delta
+rounds, the subscription worker, connect's profile check).
 
 msgraph-sdk still does what it is good at (URLs from its request builders, the account's token through
 kiota's authentication provider, claims challenges, Graph's middleware), on the one pooled HTTP client of
@@ -12,8 +13,10 @@ the process. What the gateway adds, in one place:
   request again after a 429/503/504, honouring ``Retry-After`` ("Microsoft Graph throttling guidance",
   https://learn.microsoft.com/en-us/graph/throttling), at most ``MAX_ATTEMPTS`` attempts and only waits up
   to ``THROTTLE_INLINE_MAX_SECONDS`` inline; a longer wait is raised as ``Throttled`` for the queue to
-  wait out (shared/dispatch.py). A 401 drops the cached token and tries once more with a fresh one (kiota
-  itself answers a claims challenge first); a 401 after that turns the account ``needs_reconnect``.
+  wait out (shared/dispatch.py). A create (``Call.replayable`` false) is sent again only after a 429:
+  after a lost answer or a 5xx it may have been done. A 401 drops the cached token and tries once more
+  with a fresh one (kiota itself answers a claims challenge first); a 401 after that turns the account
+  ``needs_reconnect``. Connect's profile check brings the sign-in's own token, which nothing refreshes.
 - The per-mailbox governor (shared/graph/governor.py): writes before reads, at most 4 in flight.
 - One journal entry per attempt: method, path (never the query: it carries state tokens), status, Graph's
   error code, ``request-id`` and ``client-request-id``, account, calendar, stage, attempt, whether it was
@@ -23,10 +26,12 @@ the process. What the gateway adds, in one place:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -61,11 +66,14 @@ RequestBuilder = Callable[[GraphServiceClient], RequestInformation]
 class Call:
     """Who is calling and why: what the journal says about a request."""
 
-    account: str
+    account: str | None           # None: a sign-in that is no account yet (connect's profile check)
     stage: str                    # e.g. "delta", "subscribe", "profile"
     calendar: str | None = None
     write: bool = False
     cleanup: bool = False         # a token for cleanup only (deleting what a closed account left)
+    # False for a create: sent again after a lost answer or a 5xx it could make a duplicate, so only a
+    # 429 (refused before any work, "Microsoft Graph throttling guidance") is retried.
+    replayable: bool = True
 
 
 @dataclass(frozen=True)
@@ -85,20 +93,26 @@ class GraphGateway:
         self._governor = governor
         self._sleep = sleep
 
-    def client(self, call: Call) -> GraphServiceClient:
-        """The SDK client of the call's account, for building requests."""
-        return graph_client(self._services.settings, self._broker.credential(call.account, cleanup=call.cleanup))
+    def client(self, call: Call, credential: Any = None) -> GraphServiceClient:
+        """The SDK client of the call's account (or on ``credential``), for building requests."""
+        if credential is None:
+            assert call.account is not None, "a call without an account brings its own credential"
+            credential = self._broker.credential(call.account, cleanup=call.cleanup)
+        return graph_client(self._services.settings, credential)
 
-    async def send(self, call: Call, build: RequestBuilder, *, page_size: int | None = None) -> GraphResponse:
+    async def send(self, call: Call, build: RequestBuilder, *, page_size: int | None = None,
+                   credential: Any = None) -> GraphResponse:
         """Send the request ``build`` makes (rebuilt per attempt, so each carries the current token).
+        ``credential``: a sign-in's own token (connect), instead of the account's from the token broker.
 
         :raises GraphError: the mapped error of the last attempt (``Throttled`` when the wait is too long
-            to spend inline). :raises AccountAuthError: Graph refused a freshly refreshed token."""
+            to spend inline). :raises AccountAuthError: Graph refused a freshly refreshed token, or the
+            sign-in's own."""
         refreshed = False
         attempt = 0
         while True:
             attempt += 1
-            client = self.client(call)
+            client = self.client(call, credential)
             info = build(client)
             info.headers.add("Prefer", IMMUTABLE_IDS)
             if page_size is not None:
@@ -110,7 +124,7 @@ class GraphGateway:
                                       ResponseHandlerOption(NativeResponseHandler())])
             started = time.perf_counter()
             try:
-                async with self._governor.slot(call.account, write=call.write):
+                async with self._slot(call):
                     # With the native response handler kiota hands back httpx's response (typed as None).
                     adapter: Any = client.request_adapter
                     answer = await adapter.send_primitive_async(info, "bytes", None)
@@ -118,7 +132,7 @@ class GraphGateway:
                 error: GraphError = TransientGraphError(f"no answer from Graph ({type(exc).__name__})",
                                                         client_request_id=client_request_id)
                 await self._journal(call, info, attempt, refreshed, started, None, error, client_request_id)
-                lost_wait = self._retry_wait(error, attempt)
+                lost_wait = self._retry_wait(error, attempt) if call.replayable else None
                 if lost_wait is None:
                     raise error from None
                 await self._sleep(lost_wait)
@@ -139,12 +153,15 @@ class GraphGateway:
             await self._journal(call, info, attempt, refreshed, started, response.status_code, error,
                                 client_request_id, request_id)
             if response.status_code == 401:
+                if call.account is None or credential is not None:
+                    raise AccountAuthError("graph_refused_sign_in_token")  # nothing to refresh it from
                 if refreshed:
-                    await self._refused_after_refresh(call)
+                    await self._refused_after_refresh(call.account)
                 self._broker.forget(call.account)
                 refreshed = True
                 continue
-            wait = self._retry_wait(error, attempt)
+            wait = (self._retry_wait(error, attempt)
+                    if call.replayable or response.status_code == 429 else None)
             if wait is None:
                 raise error
             await self._sleep(wait)
@@ -161,11 +178,16 @@ class GraphGateway:
             wait = float(self._services.settings.throttle_inline_max_seconds)
         return wait
 
-    async def _refused_after_refresh(self, call: Call) -> None:
+    def _slot(self, call: Call) -> AbstractAsyncContextManager[None]:
+        if call.account is None:
+            return contextlib.nullcontext()  # a sign-in: no mailbox of ours to share yet
+        return self._governor.slot(call.account, write=call.write)
+
+    async def _refused_after_refresh(self, account_id: str) -> None:
         error = AccountAuthError("graph_refused_fresh_token")
-        account = await AccountRepository(self._services.tables).get(call.account)
+        account = await AccountRepository(self._services.tables).get(account_id)
         if account is not None:
-            await mark_needs_reconnect(self._services, call.account, error, generation=account.generation)
+            await mark_needs_reconnect(self._services, account_id, error, generation=account.generation)
         raise error
 
     async def _journal(self, call: Call, info: RequestInformation, attempt: int, refreshed: bool, started: float,

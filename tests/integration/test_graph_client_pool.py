@@ -14,7 +14,7 @@ from tests.integration.test_connect_real_clients import stack  # noqa: F401
 async def test_a_hundred_graph_calls_share_one_connection(stack):  # noqa: F811
     account, confirmed = await stack.connect()
     assert confirmed.status == 200
-    gateway = MsGraphSubscriptions(stack.services.settings, stack.auth.broker)
+    gateway = MsGraphSubscriptions(stack.auth.gateway)
     before = len(stack.sim.state.requests)
     for _ in range(100):
         assert await gateway.list(account) == []

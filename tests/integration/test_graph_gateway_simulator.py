@@ -105,3 +105,14 @@ async def test_a_401_after_a_refresh_turns_the_account_needs_reconnect(connected
                            .to_get_request_information())
     assert (await world.repo.get(account)).status is Status.NEEDS_RECONNECT
     assert [r.status for r in logged(world, CALENDAR_PATH)] == [401, 401]
+
+
+async def test_a_sign_in_token_refused_is_not_refreshed(connected):
+    """Connect's profile check runs on the sign-in's own token: there is no grant yet to refresh from."""
+    from shared.graph.directory import GraphMailboxDirectory
+
+    world, _, gateway, _ = connected
+    before = len(world.sim.state.requests)
+    with pytest.raises(AccountAuthError):
+        await GraphMailboxDirectory(gateway, world.services.clock).profile("not-a-token")
+    assert [(r.path, r.status) for r in world.sim.state.requests[before:]] == [("/v1.0/me", 401)]

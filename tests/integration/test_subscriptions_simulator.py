@@ -1,4 +1,4 @@
-"""The product's SubscriptionGateway on msgraph-sdk (shared/subscriptions/msgraph.py) against the Microsoft
+"""The product's SubscriptionGateway on the Graph gateway (shared/subscriptions/msgraph.py) against the Microsoft
 365 simulator's subscriptions, with an account connected through the real msal and Key Vault client and a
 test webhook answering the validation handshake ("Receive change notifications through webhooks",
 https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks)."""
@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import pytest
 
-from shared.errors import NotFound
+from shared.errors import NotFound, TransientGraphError
+from shared.graph.gateway import GraphGateway
+from shared.graph.governor import MailboxGovernor
 from shared.subscriptions.gateway import NewSubscription
 from shared.subscriptions.msgraph import MsGraphSubscriptions
 from tests.devstack.webhook import Webhook
+from tests.integration.sync_world import Sleeps
 
 # The connected-account stack of the connect tests (a fixture defined in that module).
 from tests.integration.test_connect_real_clients import ADELE, stack  # noqa: F401
@@ -26,7 +29,7 @@ async def test_create_renew_reauthorize_list_delete(stack, certs):  # noqa: F811
     try:
         account, confirmed = await stack.connect()
         assert confirmed.status == 200
-        gateway = MsGraphSubscriptions(stack.services.settings, stack.auth.broker)
+        gateway = MsGraphSubscriptions(stack.auth.gateway)
         now = stack.sim.state.clock.now()
         created = await gateway.create(account, NewSubscription(
             resource=f"users/{ADELE}/events", change_type="created,updated,deleted",
@@ -53,6 +56,33 @@ async def test_create_renew_reauthorize_list_delete(stack, certs):  # noqa: F811
     finally:
         hook.stop()
 
+
+
+async def test_a_create_is_not_sent_again_after_a_5xx_but_is_after_a_429(stack, certs):  # noqa: F811
+    """A POST answered 503 may have been done: sending it again could make a second subscription. A 429 was
+    refused before any work ("Microsoft Graph throttling guidance",
+    https://learn.microsoft.com/en-us/graph/throttling), so the gateway sends it again."""
+    hook = Webhook(certs).start()
+    try:
+        account, confirmed = await stack.connect()
+        assert confirmed.status == 200
+        sleeps = Sleeps()
+        gateway = MsGraphSubscriptions(GraphGateway(stack.services, stack.auth.broker, MailboxGovernor(),
+                                                    sleep=sleeps))
+        request = NewSubscription(resource=f"users/{ADELE}/events", change_type="updated",
+                                  notification_url=hook.url("notify"), lifecycle_url=hook.url("lifecycle"),
+                                  expires_at=stack.sim.state.clock.now() + 60 * MINUTE, client_state="s")
+        stack.control("faults", {"path": "/v1.0/subscriptions", "method": "POST", "status": 503, "count": 1})
+        with pytest.raises(TransientGraphError):
+            await gateway.create(account, request)
+        stack.control("faults", {"path": "/v1.0/subscriptions", "method": "POST", "status": 429, "retryAfter": 1,
+                                 "count": 1})
+        assert (await gateway.create(account, request)).id
+        posts = [r.status for r in stack.sim.state.requests if r.path == "/v1.0/subscriptions" and r.method == "POST"]
+        assert posts == [503, 429, 201]
+        assert sleeps == [1.0]
+    finally:
+        hook.stop()
 
 @pytest.fixture
 def hook(certs, app_env):
@@ -86,7 +116,7 @@ async def test_an_unsupported_account_deletes_its_subscription_with_a_cleanup_to
 
     _allow_callback(stack)
     account, _ = await stack.connect()
-    worker = SubscriptionWorker(stack.services, MsGraphSubscriptions(stack.services.settings, stack.auth.broker))
+    worker = SubscriptionWorker(stack.services, MsGraphSubscriptions(stack.auth.gateway))
     await worker.handle(Subscribe(account=account))
     (sub,) = [s for s in stack.sim.state.subscriptions.values() if s.mailbox_id == ADELE]
     await mark_unsupported(stack.services, account, MailboxUnsupported("gone", code="MailboxNotEnabledForRESTAPI"))
@@ -108,7 +138,7 @@ async def test_one_patch_per_subscription_per_renewal_window(hook, stack):  # no
 
     _allow_callback(stack)
     account, _ = await stack.connect()
-    gateway = MsGraphSubscriptions(stack.services.settings, stack.auth.broker)
+    gateway = MsGraphSubscriptions(stack.auth.gateway)
     await SubscriptionWorker(stack.services, gateway).handle(Subscribe(account=account))
     (sub,) = [s for s in stack.sim.state.subscriptions.values() if s.mailbox_id == ADELE]
     offset = 60 * 3600.0  # 60 hours on: within the renew margin of a 70.5-hour subscription
