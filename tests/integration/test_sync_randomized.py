@@ -1,7 +1,8 @@
 """Randomized runs of the event writer through the real parts (msgraph-sdk, msal, Key Vault client, Azurite)
 against the simulator: seeded sequences of creates and updates with rounds in between, faults interleaved
 (a 503 mid-round, a worker failing mid-round, evicted delta tokens, a looping next link, a duplicated item,
-a page size that is not respected, duplicated and reordered notifications). After the last round:
+a page size that is not respected, duplicated and reordered notifications, a notification handled while a
+round runs). After the last round:
 
 - the store's projection equals the projection of what Graph's calendarView holds;
 - the change feed has sequence numbers 1..N with no gap, each event exactly one ``created`` row, no
@@ -13,6 +14,7 @@ tests/integration/test_sync_randomized.py`` runs more (docs/architecture.md reco
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 from collections import Counter
@@ -21,6 +23,7 @@ import pytest
 
 from shared.errors import GraphError
 from shared.messages import Sync
+from shared.sync.mailbox import MailboxLease
 from tests.integration.sync_world import SyncWorld
 
 # The connected-account stack of the connect tests (a fixture defined in that module).
@@ -31,7 +34,7 @@ from tests.integration.test_connect_real_clients import (
 
 SEEDS = range(int(os.environ.get("SYNC_RANDOM_SEEDS", "20")))
 DELTA_PATH = f"/v1.0/users/{ADELE}/calendarView/delta*"
-FAULTS = ("none", "none", "503", "fail", "evict", "loop", "duplicate", "page_size", "burst")
+FAULTS = ("none", "none", "503", "fail", "evict", "loop", "duplicate", "page_size", "burst", "concurrent")
 
 
 async def round_with(world: SyncWorld, rng: random.Random, fault: str) -> None:
@@ -48,7 +51,9 @@ async def round_with(world: SyncWorld, rng: random.Random, fault: str) -> None:
     elif fault == "page_size":
         world.switches(delta_page_size_override=rng.choice((1, 3, 8)))
     try:
-        if fault == "burst":  # notifications duplicated and out of order: each runs or coalesces
+        if fault == "concurrent":
+            await round_beside_a_notification(world)
+        elif fault == "burst":  # notifications duplicated and out of order: each runs or coalesces
             clock = world.stack.services.clock()
             for offset in rng.sample(range(-30, 5), 4):
                 await world.writer.handle(Sync(account=world.account, reason="notification",
@@ -61,6 +66,30 @@ async def round_with(world: SyncWorld, rng: random.Random, fault: str) -> None:
     finally:
         world.sim("DELETE", "faults")
         world.switches(delta_loop_page=0, delta_duplicate_item=False, delta_page_size_override=0)
+
+
+async def round_beside_a_notification(world: SyncWorld) -> None:
+    """A notification handled while a round holds the lease (its second page held back at the simulator):
+    it sets ``dirty``; the round must still commit its pages and release the lease, and the wake-up runs."""
+    services = world.stack.services
+    lease = MailboxLease(services, world.account)
+    world.stack.control("faults", {"path": DELTA_PATH, "status": "delay", "seconds": 0.5, "skip": 1, "count": 1})
+
+    async def notify_while_held() -> bool:
+        for _ in range(400):
+            if (await lease.read()).held_at(services.clock()):
+                await world.writer.handle(Sync(account=world.account, reason="notification",
+                                               enqueued_at=services.clock()))
+                return True
+            await asyncio.sleep(0.005)
+        return False
+
+    notifier = asyncio.create_task(notify_while_held())
+    await world.writer.handle(Sync(account=world.account, reason="notification"))
+    assert await notifier
+    state = await lease.read()
+    assert state.held_by is None  # released, not left to expire
+    await world.sync("continue")  # the one wake-up (delayed at the queue, so run here)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
