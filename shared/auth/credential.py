@@ -22,7 +22,7 @@ from azure.core.credentials import AccessToken as AzureAccessToken
 
 from shared.accounts.model import Account, TokenUse, secret_tags
 from shared.accounts.repository import AccountRepository
-from shared.accounts.status import mark_needs_reconnect, raise_app_alarm
+from shared.accounts.status import clear_app_alarm, mark_needs_reconnect, raise_app_alarm
 from shared.auth.ports import AccessToken, IdentityProvider, TokenVault
 from shared.context import Services
 from shared.errors import AccountAuthError, AppAuthError, StorageConflict
@@ -95,6 +95,8 @@ class TokenBroker:
         except AppAuthError as exc:
             await raise_app_alarm(self.services, exc)
             raise
+        # The application's credential just worked: an alarm any process raised is over (one point read).
+        await clear_app_alarm(self.services)
         now = self.services.clock()
         write_age = self.services.settings.token_write_age_hours * 3600
         if token.token_state is not None and now - secret.updated_on >= write_age:

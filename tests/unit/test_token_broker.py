@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from shared.accounts.model import Status
-from shared.accounts.status import set_status
+from shared.accounts.status import APP_ALARM, set_status
 from shared.auth.credential import TokenBroker
-from shared.errors import AccountAuthError
+from shared.errors import AccountAuthError, AppAuthError
 from tests.fakes import FakeIdentityProvider
 from tests.unit.test_connect import World
 
@@ -66,6 +66,22 @@ async def test_a_dead_grant_of_the_live_connection_turns_needs_reconnect(world):
         await TokenBroker(world.services, Dead(), world.vault).access_token(account)
     stored = await world.repo.get(account)
     assert (stored.status, stored.reason) == (Status.NEEDS_RECONNECT, "invalid_grant:AADSTS700082")
+
+
+async def test_the_app_alarm_clears_when_the_application_credential_works_again(world):
+    account = await connected(world)
+    idp = world.idp
+
+    class Rejected(FakeIdentityProvider):
+        async def refresh(self, token_state, *, claims_challenge=None):
+            raise AppAuthError("invalid_client", aad_code="AADSTS7000222")
+
+    with pytest.raises(AppAuthError):
+        await TokenBroker(world.services, Rejected(), world.vault).access_token(account)
+    assert await world.repo.get_app_state(APP_ALARM) is not None
+    assert (await world.repo.get(account)).status is Status.ACTIVE  # the app's fault, not the account's
+    assert (await TokenBroker(world.services, idp, world.vault).access_token(account)).token
+    assert await world.repo.get_app_state(APP_ALARM) is None
 
 
 @pytest.mark.parametrize(("status", "full", "cleanup"), [
