@@ -7,13 +7,10 @@ https://learn.microsoft.com/en-us/graph/api/calendar-get.
 
 from __future__ import annotations
 
-import json
-
 from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
 
 from shared.auth.ports import Profile
 from shared.clock import Clock, system_clock
-from shared.errors import TransientGraphError
 from shared.graph.client import StaticTokenCredential
 from shared.graph.gateway import Call, GraphGateway
 
@@ -34,12 +31,7 @@ class GraphMailboxDirectory:
         call = Call(None, "profile")
         me = await self._gateway.send(call, lambda c: c.me.to_get_request_information(config), credential=credential)
         await self._gateway.send(call, lambda c: c.me.calendar.to_get_request_information(), credential=credential)
-        try:
-            user = json.loads(me.body)
-        except ValueError:
-            user = None
-        if not isinstance(user, dict):
-            raise TransientGraphError("Graph's /me answer was not a JSON object")
+        user = me.json_object()
 
         def text(name: str) -> str:
             value = user.get(name)

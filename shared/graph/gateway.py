@@ -31,7 +31,6 @@ import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -84,6 +83,17 @@ class GraphResponse:
     request_id: str | None
     client_request_id: str
 
+    def json_object(self) -> dict[str, Any]:
+        """The body as a JSON object (a resource); raises TransientGraphError for anything else."""
+        try:
+            decoded = json.loads(self.body)
+        except ValueError:
+            decoded = None
+        if not isinstance(decoded, dict):
+            raise TransientGraphError("Graph's answer was not a JSON object", request_id=self.request_id,
+                                      client_request_id=self.client_request_id)
+        return decoded
+
 
 class GraphGateway:
     def __init__(self, services: Services, broker: TokenBroker, governor: MailboxGovernor,
@@ -132,7 +142,7 @@ class GraphGateway:
                 error: GraphError = TransientGraphError(f"no answer from Graph ({type(exc).__name__})",
                                                         client_request_id=client_request_id)
                 await self._journal(call, info, attempt, refreshed, started, None, error, client_request_id)
-                lost_wait = self._retry_wait(error, attempt) if call.replayable else None
+                lost_wait = self._retry_wait(call, error, attempt)
                 if lost_wait is None:
                     raise error from None
                 await self._sleep(lost_wait)
@@ -160,16 +170,17 @@ class GraphGateway:
                 self._broker.forget(call.account)
                 refreshed = True
                 continue
-            wait = (self._retry_wait(error, attempt)
-                    if call.replayable or response.status_code == 429 else None)
+            wait = self._retry_wait(call, error, attempt)
             if wait is None:
                 raise error
             await self._sleep(wait)
 
-    def _retry_wait(self, error: GraphError, attempt: int) -> float | None:
+    def _retry_wait(self, call: Call, error: GraphError, attempt: int) -> float | None:
         """Seconds to wait before the same request again, or None to raise ``error`` now."""
         if not isinstance(error, Throttled | TransientGraphError) or attempt >= MAX_ATTEMPTS:
             return None
+        if not call.replayable and error.status != 429:
+            return None  # a create may have been done: only a 429 was certainly refused before any work
         retry_after = error.retry_after if isinstance(error, Throttled) else None
         wait = retry_after if retry_after is not None else BACKOFF_SECONDS * 2 ** (attempt - 1)
         if wait > self._services.settings.throttle_inline_max_seconds:
@@ -178,7 +189,7 @@ class GraphGateway:
             wait = float(self._services.settings.throttle_inline_max_seconds)
         return wait
 
-    def _slot(self, call: Call) -> AbstractAsyncContextManager[None]:
+    def _slot(self, call: Call) -> contextlib.AbstractAsyncContextManager[None]:
         if call.account is None:
             return contextlib.nullcontext()  # a sign-in: no mailbox of ours to share yet
         return self._governor.slot(call.account, write=call.write)

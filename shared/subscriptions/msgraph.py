@@ -10,7 +10,6 @@ msgraph-sdk's request builders make the requests, the gateway sends, retries and
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,14 +33,14 @@ class MsGraphSubscriptions:
         # deletes such strays, but should not breed them).
         response = await self._gateway.send(Call(account, "subscribe", write=True, replayable=False),
                                             lambda c: c.subscriptions.to_post_request_information(body))
-        return _graph_subscription(_json(response.body))
+        return _graph_subscription(response.json_object())
 
     async def renew(self, account: str, subscription_id: str, expires_at: float) -> GraphSubscription:
         body = Subscription(expiration_date_time=datetime.fromtimestamp(expires_at, tz=UTC))
         response = await self._gateway.send(
             Call(account, "renew", write=True),
             lambda c: c.subscriptions.by_subscription_id(subscription_id).to_patch_request_information(body))
-        return _graph_subscription(_json(response.body))
+        return _graph_subscription(response.json_object())
 
     async def reauthorize(self, account: str, subscription_id: str) -> None:
         await self._gateway.send(
@@ -60,18 +59,8 @@ class MsGraphSubscriptions:
     async def list(self, account: str) -> list[GraphSubscription]:
         response = await self._gateway.send(Call(account, "subscriptions"),
                                             lambda c: c.subscriptions.to_get_request_information())
-        value = _json(response.body).get("value")
+        value = response.json_object().get("value")
         return [_graph_subscription(s) for s in (value if isinstance(value, list) else [])]
-
-
-def _json(body: bytes) -> dict[str, Any]:
-    try:
-        decoded = json.loads(body)
-    except ValueError:
-        decoded = None
-    if not isinstance(decoded, dict):
-        raise TransientGraphError("Graph's subscription answer was not a JSON object")
-    return decoded
 
 
 def _graph_subscription(sub: Any) -> GraphSubscription:

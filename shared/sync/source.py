@@ -9,7 +9,6 @@ window (``startDateTime``, ``endDateTime``); every later one follows the ``@odat
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -83,7 +82,7 @@ class GraphDeltaSource:
             return client.users.by_user_id(user).calendar.to_get_request_information()
 
         response = await self._gateway.send(Call(account, "calendar"), build)
-        calendar_id = json.loads(response.body).get("id")
+        calendar_id = response.json_object().get("id")
         if not isinstance(calendar_id, str) or not calendar_id:
             raise ValueError("Graph returned a calendar without an id")
         return calendar_id
