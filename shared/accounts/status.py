@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import replace
 
 from shared.accounts.model import Account, Status
@@ -17,9 +18,11 @@ from shared.store.ports import OUTBOX, Row
 APP_ALARM = "alarm"
 
 
-async def record_status_change(services: Services, before: Status | None, account: Account) -> None:
-    """Journal a status change and owe the SaaS a callback (an outbox row, ordered by time)."""
-    if before == account.status:
+async def record_status_change(services: Services, before: Status | None, account: Account,
+                               *, force: bool = False) -> None:
+    """Journal a status change and owe the SaaS a callback (an outbox row, ordered by time); ``force``
+    records a change of reasons within one status (degraded for one more or one fewer reason)."""
+    if before == account.status and not force:
         return
     now = services.clock()
     await services.journal.record(account.account, JournalEntry(
@@ -59,6 +62,58 @@ async def set_status(services: Services, account_id: str, status: Status, reason
 
 
 LIVE = frozenset({Status.ACTIVE, Status.DEGRADED})
+
+# Why an account is degraded: a set, each reason cleared on its own. ``breaker`` holds a round's deletes;
+# ``poison:{kind}`` says a message of that kind failed every delivery (shared/ops/poison.py).
+BREAKER = "breaker"
+POISON_PREFIX = "poison:"
+
+
+def degraded_reasons(account: Account) -> frozenset[str]:
+    """The reasons of a degraded account (stored comma-separated in ``reason``); empty for other statuses."""
+    if account.status != Status.DEGRADED or not account.reason:
+        return frozenset()
+    return frozenset(part for part in account.reason.split(",") if part)
+
+
+def poison_reason(kind: str) -> str:
+    return f"{POISON_PREFIX}{kind}"
+
+
+async def add_degraded_reason(services: Services, account_id: str, reason: str) -> Account | None:
+    """Degrade a live (active or degraded) account for ``reason`` besides any it has; None when the account
+    is absent or not live (a degraded reason never overrides needs_reconnect, unsupported or disconnected)."""
+    return await _change_reasons(services, account_id, lambda reasons: reasons | {reason})
+
+
+async def clear_degraded_reason(services: Services, account_id: str, reason: str) -> Account | None:
+    """Drop ``reason``; the account returns to active when no reason is left. None when nothing changed
+    hands (absent, not degraded)."""
+    return await _change_reasons(services, account_id, lambda reasons: reasons - {reason})
+
+
+async def _change_reasons(services: Services, account_id: str,
+                          change: Callable[[frozenset[str]], frozenset[str]]) -> Account | None:
+    repo = AccountRepository(services.tables)
+    for _ in range(5):
+        account = await repo.get(account_id)
+        if account is None or account.status not in LIVE:
+            return None
+        before = degraded_reasons(account)
+        after = change(before)
+        if after == before:
+            return account
+        status = Status.DEGRADED if after else Status.ACTIVE
+        changed = replace(account, status=status, reason=",".join(sorted(after)) or None,
+                          status_changed_at=services.clock())
+        try:
+            saved = await repo.save(changed)
+        except StorageConflict:
+            continue
+        if saved.status != account.status or saved.reason != account.reason:
+            await record_status_change(services, account.status, saved, force=True)
+        return saved
+    raise StorageConflict(f"account {account_id} kept changing; degraded reasons not changed")
 
 
 async def mark_needs_reconnect(services: Services, account_id: str, error: AccountAuthError,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from shared.accounts.model import Account
 from shared.accounts.repository import AccountRepository
+from shared.accounts.status import degraded_reasons, poison_reason
 from shared.context import Services
 from shared.messages import Sync
 from shared.ops.journal import JournalEntry
@@ -29,5 +30,11 @@ async def admit(services: Services, message: Sync) -> Account | None:
         await services.journal.record(account.account, JournalEntry(
             "sync", "info", stage="gate", detail=f"dropped ({message.reason}): account is {account.status.value}",
             counts={"dropped": 1}))
+        return None
+    if poison_reason("sync") in degraded_reasons(account):
+        # The matrix: a poisoned sync message pauses inbound sync until an operator replays or discards it.
+        await services.journal.record(account.account, JournalEntry(
+            "sync", "info", stage="gate", detail=f"dropped ({message.reason}): a sync message is in the poison "
+                                                 "table", counts={"dropped": 1}))
         return None
     return account
