@@ -113,6 +113,13 @@ async def account(req: func.HttpRequest) -> func.HttpResponse:
     return respond(await connector().get_account(account_id))
 
 
+@app.route(route="accounts/{account}/breaker", methods=["POST"])
+async def breaker(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.sync.breaker import breaker_route
+
+    return respond(await breaker_route(get_services(), req.route_params.get("account", ""), req.get_body()))
+
+
 @app.timer_trigger(schedule="%RECONCILE_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
 async def connection_sweeper(timer: func.TimerRequest) -> None:
     from shared.connect.sweep import sweep_connections

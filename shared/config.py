@@ -131,6 +131,10 @@ SETTINGS: tuple[SettingSpec, ...] = (
           default="15"),
     _spec("DELETE_BREAKER_SHARE", "Share of a calendar's events one round may delete before the "
           "mass-deletion breaker holds the deletes.", default="0.5"),
+    _spec("DELETE_BREAKER_MIN_EVENTS", "The breaker judges a calendar's deletes only once it holds at least this "
+          "many events (deleting 1 of 1 is not a mass deletion).", default="10"),
+    _spec("BREAKER_CONFIRM_MINUTES", "Delay before the full round that confirms deletes the breaker held.",
+          default="15"),
     _spec("TOMBSTONE_RETENTION_DAYS", "Days a deleted event's tombstone is kept.", default="30"),
     _spec("FEED_RETENTION_DAYS", "Days change-feed rows are kept.", default="14"),
     _spec("JOURNAL_RETENTION_DAYS", "Days journal rows are kept.", default="30"),
@@ -225,6 +229,8 @@ class Settings:
     connect_link_minutes: int
     result_token_minutes: int
     delete_breaker_share: float
+    delete_breaker_min_events: int
+    breaker_confirm_minutes: int
     tombstone_retention_days: int
     feed_retention_days: int
     journal_retention_days: int
@@ -278,6 +284,8 @@ class Settings:
             connect_link_minutes=r.get("CONNECT_LINK_MINUTES", _positive_int),
             result_token_minutes=r.get("RESULT_TOKEN_MINUTES", _positive_int),
             delete_breaker_share=r.get("DELETE_BREAKER_SHARE", _share),
+            delete_breaker_min_events=r.get("DELETE_BREAKER_MIN_EVENTS", _positive_int),
+            breaker_confirm_minutes=r.get("BREAKER_CONFIRM_MINUTES", _positive_int),
             tombstone_retention_days=r.get("TOMBSTONE_RETENTION_DAYS", _positive_int),
             feed_retention_days=r.get("FEED_RETENTION_DAYS", _positive_int),
             journal_retention_days=r.get("JOURNAL_RETENTION_DAYS", _positive_int),

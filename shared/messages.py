@@ -30,7 +30,7 @@ from shared.ids import is_account_id
 VERSION = 1
 log = logging.getLogger("shared.messages")
 
-SyncReason = Literal["notification", "timer", "lifecycle", "connect", "continue", "manual"]
+SyncReason = Literal["notification", "timer", "lifecycle", "connect", "continue", "manual", "breaker"]
 
 
 @dataclass(frozen=True)

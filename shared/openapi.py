@@ -24,6 +24,7 @@ ERROR_CODES = (
     "return_url_not_allowed", "result_invalid", "result_expired", "result_for_another_account",
     "result_for_another_reference", "account_not_found", "account_disconnected", "connection_expired",
     "mailbox_bound_to_another_reference", "busy", "unsupported_media_type", "invalid_batch",
+    "nothing_held", "round_in_progress",
 )
 
 SCHEMAS: dict[str, Any] = {
@@ -80,6 +81,17 @@ SCHEMAS: dict[str, Any] = {
             "reconnect_url_expires_at": _TIME,
             "purged": {"type": "boolean", "description": "in the answer to DELETE"},
         },
+    },
+    "BreakerRequest": {
+        "type": "object", "required": ["action"],
+        "properties": {"action": {"type": "string", "enum": ["confirm", "reject"],
+                                  "description": "confirm: apply the held deletes; reject: keep the events"}},
+    },
+    "BreakerDecision": {
+        "type": "object", "required": ["account", "action", "calendars", "removals"], "additionalProperties": False,
+        "properties": {"account": {"type": "string"}, "action": {"type": "string", "enum": ["confirm", "reject"]},
+                       "calendars": {"type": "integer", "description": "calendars whose deletes were held"},
+                       "removals": {"type": "integer", "description": "held deletes applied or dropped"}},
     },
     "HealthStatus": {
         "type": "object", "required": ["status"], "additionalProperties": False,
@@ -175,6 +187,14 @@ PATHS: dict[str, dict[str, Any]] = {
                    "responses": {"200": _json("Account", "disconnected"), "400": _error("purge is not true or false"),
                                  "404": _error("no such account")}},
     },
+    "/api/accounts/{account}/breaker": {"post": {
+        "summary": "An operator confirms or rejects the deletes the mass-deletion breaker holds", "security": _KEY,
+        "parameters": [_ACCOUNT_PARAM],
+        "requestBody": {"required": True, "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/BreakerRequest"}}}},
+        "responses": {"200": _json("BreakerDecision", "decided"), "400": _error("action is not confirm or reject"),
+                      "404": _error("no such account"),
+                      "409": _error("nothing is held, or a round is under way (try again in a minute)")}}},
 }
 
 

@@ -122,8 +122,11 @@ def get_auth() -> Auth:
 
 def get_event_writer() -> EventWriter:
     """The sync queue's handler, on this process's gateway (and so its per-mailbox governor)."""
+    from shared.sync.probe import GraphEventProbe
     from shared.sync.source import GraphDeltaSource
     from shared.sync.writer import EventWriter
 
     services = get_services()
-    return EventWriter(services, GraphDeltaSource(get_auth().gateway, services.settings.delta_page_size))
+    gateway = get_auth().gateway
+    return EventWriter(services, GraphDeltaSource(gateway, services.settings.delta_page_size),
+                       GraphEventProbe(gateway))

@@ -258,19 +258,19 @@ class Control:
         return web.json_response({"status": "reset"})
 
     async def add_fault(self, request: web.Request) -> web.Response:
-        """``{"path": glob, "status": 429|500|503|504|"timeout"|"delay"|"close"|"hidden", "count": n, "method"?
+        """``{"path": glob, "status": 429|500|503|504|"timeout"|"delay"|"close"|"hidden"|"empty", "count": n, "method"?
         (or "writes"), "retryAfter"?, "seconds"?, "after"?, "reads"?, "skip"?}``: after ``skip`` matching requests
-        served normally, the next n fail (or hang, are held, then served, or lose their connection), before or
-        ``after`` being served."""
+        served normally, the next n fail (or hang, are held, then served, lose their connection, or are answered
+        with no items), before or ``after`` being served."""
         body = await request.json()
         status = body.get("status")
-        statuses = (429, 500, 503, 504, "timeout", "delay", "close", "hidden")
+        statuses = (429, 500, 503, 504, "timeout", "delay", "close", "hidden", "empty")
         if status not in statuses or "path" not in body or (status == "delay" and body.get("after")):
-            return web.json_response({"error": "need path and status 429, 500, 503, 504, timeout, delay, close or "
-                                      "hidden (delay only before the request is served)"}, status=400)
+            return web.json_response({"error": "need path and status 429, 500, 503, 504, timeout, delay, close, "
+                                      "empty or hidden (delay only before the request is served)"}, status=400)
         fault = Fault(path=body["path"], status=status, count=int(body.get("count", 1)), method=body.get("method"),
                       retry_after=body.get("retryAfter"), hold_seconds=float(body.get("seconds", 30)),
-                      after=bool(body.get("after")) or status == "hidden", reads=int(body.get("reads", 1)),
+                      after=bool(body.get("after")) or status in ("hidden", "empty"), reads=int(body.get("reads", 1)),
                       skip=int(body.get("skip", 0)))
         with self.state.lock:
             self.state.faults.append(fault)

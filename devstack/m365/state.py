@@ -363,7 +363,7 @@ class Fault:
     the next ``reads`` reads by id."""
 
     path: str
-    status: int | str  # 429, 500, 503, 504, "timeout", "delay", "close" or "hidden"
+    status: int | str  # 429, 500, 503, 504, "timeout", "delay", "close", "hidden" or "empty"
     count: int
     method: str | None = None  # one method, or "writes" (POST, PATCH, PUT, DELETE)
     retry_after: int | None = None

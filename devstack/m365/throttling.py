@@ -163,6 +163,22 @@ def hide_created(state: SimState, response: web.StreamResponse, reads: int) -> N
             state.events.hidden_reads[event.key] = reads
 
 
+def emptied(response: web.StreamResponse) -> web.StreamResponse:
+    """The "empty read" fault: a collection page answered with no items, its links kept (a test's stand-in for a
+    service answering a full mailbox with nothing; no documented behaviour)."""
+    if not isinstance(response, web.Response) or response.body is None or response.status != 200:
+        return response
+    try:
+        body = json.loads(bytes(response.body))  # type: ignore[arg-type]
+    except (ValueError, TypeError):
+        return response
+    if not isinstance(body, dict) or not isinstance(body.get("value"), list):
+        return response
+    body["value"] = []
+    headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-type")}
+    return web.json_response(body, status=200, headers=headers)
+
+
 def gate_middleware(state: SimState, auth: GraphAuth) -> web.middleware:  # type: ignore[valid-type]
     throttle = Throttle(state)
 
@@ -188,6 +204,8 @@ def gate_middleware(state: SimState, auth: GraphAuth) -> web.middleware:  # type
             if fault is not None and fault.after:  # served (a write applied), then the fault answers instead
                 if fault.status == "hidden":
                     hide_created(state, response, fault.reads)
+                elif fault.status == "empty":
+                    return emptied(response)
                 else:
                     answer = await fault_response(state, request, fault)
                     if answer is not None:

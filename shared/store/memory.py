@@ -145,6 +145,13 @@ class InMemoryWorkQueue:
         """Forget what was sent to the queue (for tests)."""
         self._queues.pop(queue, None)
 
+    def take_visible(self, queue: str) -> list[str]:
+        """Remove and return the messages visible now, leaving the delayed ones (for tests)."""
+        now = self._clock()
+        kept = self._queues.get(queue, [])
+        self._queues[queue] = [m for m in kept if m.visible_at > now]
+        return [m.body for m in kept if m.visible_at <= now]
+
     def all_bodies(self, queue: str) -> list[str]:
         """Every message sent to the queue, visible or not (for tests)."""
         return [m.body for m in self._queues.get(queue, [])]

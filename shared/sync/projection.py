@@ -126,3 +126,11 @@ def utc_instant(value: DateTimeTimeZone | None) -> str | None:
         except (ZoneInfoNotFoundError, ValueError):
             return None
     return moment.strftime("%Y-%m-%dT%H:%M:%S") + (f".{moment.microsecond:06d}" if moment.microsecond else "") + "Z"
+
+
+def utc_instant_of(value: Any) -> str | None:
+    """``utc_instant`` of a dateTimeTimeZone as decoded JSON (an object with dateTime and timeZone)."""
+    if not isinstance(value, dict) or not isinstance(value.get("dateTime"), str):
+        return None
+    zone = value.get("timeZone")
+    return utc_instant(DateTimeTimeZone(value["dateTime"], zone if isinstance(zone, str) else "UTC"))

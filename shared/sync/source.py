@@ -19,12 +19,7 @@ from msgraph.graph_service_client import GraphServiceClient
 
 from shared.graph.gateway import Call, GraphGateway, RequestBuilder
 from shared.graph.wire import DeltaPage, decode_page
-
-
-@dataclass(frozen=True)
-class Window:
-    start: str   # ISO 8601 UTC, "...Z"
-    end: str
+from shared.sync.window import Window
 
 
 @dataclass(frozen=True)
@@ -42,6 +37,9 @@ class CalendarRef:
     user: str
     id: str
     primary: bool = True
+
+
+__all__ = ["CalendarRef", "DeltaSource", "FetchedPage", "GraphDeltaSource", "Window"]
 
 
 class DeltaSource(Protocol):

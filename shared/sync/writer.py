@@ -26,6 +26,7 @@ from shared.ops.journal import JournalEntry, Outcome
 from shared.store.ports import CALENDARS, Row
 from shared.sync.gate import admit
 from shared.sync.mailbox import LeaseLost, LeaseState, MailboxLease
+from shared.sync.probe import EventProbe
 from shared.sync.rounds import Budget, CalendarRound
 from shared.sync.source import CalendarRef, DeltaSource
 
@@ -40,6 +41,9 @@ def decide(message: Sync, lease: LeaseState, now: float, margin: float) -> Decis
     """What to do with a sync message, from the lease row alone (no Graph call)."""
     if message.reason == "continue":
         return Decision.RUN  # a slice continuation or a wake-up: it is the round
+    if message.full:
+        # A full round asked for (connect, the breaker's confirmation): never covered by an earlier round.
+        return Decision.DEFER if lease.held_at(now) else Decision.RUN
     last = lease.last_round_started
     sent = message.enqueued_at
     if last is not None and sent is not None and sent + margin <= last:
@@ -55,6 +59,7 @@ def decide(message: Sync, lease: LeaseState, now: float, margin: float) -> Decis
 class EventWriter:
     services: Services
     source: DeltaSource
+    probe: EventProbe
 
     async def handle(self, message: Message) -> None:
         assert isinstance(message, Sync)
@@ -76,7 +81,8 @@ class EventWriter:
         budget = Budget(settings.slice_max_pages, settings.slice_max_seconds)
         try:
             calendar = await self._primary_calendar(account)
-            result = await CalendarRound(self.services, holder, self.source, calendar).run(budget)
+            result = await CalendarRound(self.services, holder, self.source, calendar, self.probe).run(
+                budget, full=message.full)
         except LeaseLost:
             await self._journal(account, "info", "lease lost to another worker mid-slice; it goes on", {})
             return
@@ -96,9 +102,10 @@ class EventWriter:
                              "removed_staged": result.removed_staged})
 
     async def _defer(self, account: Account, message: Sync, lease: MailboxLease, margin: float) -> None:
-        if message.reason == "continue":
-            # The round's own message found the lease held (a slow holder): it stays the wake-up.
-            await self.services.queue.send(Sync(account=account.account, reason="continue"),
+        if message.reason == "continue" or message.full:
+            # The round's own message found the lease held (a slow holder), or a full round was asked for:
+            # it comes back itself rather than as a plain wake-up.
+            await self.services.queue.send(Sync(account=account.account, reason=message.reason, full=message.full),
                                            delay_seconds=margin)
             return
         if not await lease.flag_dirty():

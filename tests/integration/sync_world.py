@@ -14,6 +14,7 @@ from shared.graph.governor import MailboxGovernor
 from shared.graph.wire import decode_page
 from shared.messages import Sync, parse_message
 from shared.store.ports import CALENDARS, MAILBOX, Row
+from shared.sync.probe import GraphEventProbe
 from shared.sync.projection import StoredEvent, projection
 from shared.sync.source import GraphDeltaSource
 from shared.sync.writer import EventWriter
@@ -31,7 +32,8 @@ class SyncWorld:
         self.account = account
         self.sleeps = Sleeps()
         self.gateway = GraphGateway(stack.services, stack.auth.broker, MailboxGovernor(), sleep=self.sleeps)
-        self.writer = EventWriter(stack.services, GraphDeltaSource(self.gateway, page_size))
+        self.writer = EventWriter(stack.services, GraphDeltaSource(self.gateway, page_size),
+                                  GraphEventProbe(self.gateway))
         self.tables = stack.services.tables
 
     # --- the user, at the simulator --------------------------------------------------------------
@@ -51,6 +53,41 @@ class SyncWorld:
 
     def edit(self, event_id: str, **changes: Any) -> None:
         self.sim("PATCH", f"users/{ADELE}/events/{event_id}", changes)
+
+    def delete(self, event_id: str) -> None:
+        self.sim("DELETE", f"users/{ADELE}/events/{event_id}")
+
+    def move(self, event_id: str, calendar: str) -> None:
+        self.sim("POST", f"users/{ADELE}/events/{event_id}/move", {"calendar": calendar})
+
+    def calendars(self) -> tuple[str, str]:
+        """(the default calendar's id, another calendar's id) of the mailbox, as the simulator has them."""
+        owned = self.stack.sim.state.calendars_of(ADELE)
+        return str(owned[0].id), str(next(c.id for c in owned if not c.is_default))
+
+    def series(self, subject: str, day: int, count: int) -> str:
+        start = (datetime.now(UTC) + timedelta(days=day)).replace(hour=7, minute=0, second=0, microsecond=0)
+        made = self.sim("POST", f"users/{ADELE}/events", {
+            "subject": subject, "start": {"dateTime": start.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"},
+            "end": {"dateTime": (start + timedelta(minutes=20)).strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"},
+            "recurrence": {"pattern": {"type": "daily", "interval": 1},
+                           "range": {"type": "numbered", "startDate": start.strftime("%Y-%m-%d"),
+                                     "numberOfOccurrences": count}}})
+        return str(made["immutableId"])
+
+    def cancel_occurrence(self, occurrence_id: str) -> None:
+        self.sim("DELETE", f"users/{ADELE}/occurrences/{occurrence_id}")
+
+    async def graph_has(self, event_id: str) -> bool:
+        """Whether Graph still has the event (an occurrence's id included), in any calendar."""
+        token = await self.stack.auth.broker.access_token(self.account)
+        response = self.stack.session.get(
+            f"{self.stack.services.settings.graph_base_url}/users/{ADELE}/events/{event_id}?$select=id",
+            timeout=30, headers={"Authorization": f"Bearer {token.token}"})
+        if response.status_code == 404:
+            return False
+        response.raise_for_status()
+        return True
 
     def switches(self, **values: Any) -> None:
         self.sim("PATCH", "switches", values)
@@ -89,7 +126,8 @@ class SyncWorld:
         return str(row.row)
 
     async def store_projection(self) -> dict[str, dict[str, Any]]:
-        return {str(r.get("id")): projection(StoredEvent.from_data(dict(r.data))) for r in await self.rows("ev:")}
+        return {str(r.get("id")): projection(StoredEvent.from_data(dict(r.data))) for r in await self.rows("ev:")
+                if not r.get("tombstone")}
 
     async def graph_projection(self) -> dict[str, dict[str, Any]]:
         """What Graph's calendarView says the window holds, single events through the same projection."""

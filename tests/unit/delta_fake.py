@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from shared.graph.wire import decode_page
+from shared.sync.probe import GONE, HERE, Located
+from shared.sync.projection import utc_instant_of
 from shared.sync.source import CalendarRef, FetchedPage, Window
 
 PRIMARY = "AAMkPrimaryCalendar="
@@ -36,6 +38,7 @@ class FakeMailbox:
     before_fetch: Callable[[str], None] | None = None    # a fault hook: raise, or change the world
     extra_items: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # page index -> items added
     loop_at: int | None = None                           # page index whose next link points at itself
+    located: list[str] = field(default_factory=list)     # ids the engine asked the probe about
 
     def put(self, item: dict[str, Any]) -> None:
         self.events[item["id"]] = item
@@ -62,6 +65,23 @@ class FakeMailbox:
 
     async def primary_calendar(self, account: str, user: str) -> str:
         return PRIMARY
+
+    # --- EventProbe ------------------------------------------------------------------------------
+
+    async def locate(self, account: str, user: str, calendar: str, ids: Sequence[str],
+                     others: Sequence[str] = ()) -> dict[str, Located]:
+        """Every event of this fake is in the primary calendar; an id it no longer has is deleted."""
+        self.located.extend(ids)
+        answers = {}
+        for event_id in ids:
+            item = self.events.get(event_id)
+            answers[event_id] = Located(GONE) if item is None else Located(
+                HERE, utc_instant_of(item.get("start")), utc_instant_of(item.get("end")))
+        return answers
+
+    async def occurrences(self, account: str, user: str, calendar: str, master: str,
+                          window: Window) -> set[str] | None:
+        return {i for i, e in self.events.items() if e.get("seriesMasterId") == master}
 
     # --- pages -----------------------------------------------------------------------------------
 

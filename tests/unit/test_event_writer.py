@@ -35,7 +35,7 @@ async def setup():
     mailbox = FakeMailbox(page_size=2)
     for n in range(5):
         mailbox.put(event(n))
-    return world, account, mailbox, EventWriter(world.services, mailbox)
+    return world, account, mailbox, EventWriter(world.services, mailbox, mailbox)
 
 
 def queue(world) -> InMemoryWorkQueue:
@@ -52,7 +52,8 @@ def feed(world) -> list[tuple[str, str]]:
 
 
 def stored_projection(world) -> dict[str, dict]:
-    return {r.get("id"): projection(StoredEvent.from_data(dict(r.data))) for r in rows(world, "ev:")}
+    return {r.get("id"): projection(StoredEvent.from_data(dict(r.data))) for r in rows(world, "ev:")
+            if not r.get("tombstone")}
 
 
 def mailbox_projection(mailbox: FakeMailbox) -> dict[str, dict]:
@@ -190,14 +191,20 @@ async def test_a_dead_delta_token_starts_a_new_round_over_the_same_window(setup)
     assert feed(world)[5:] == [("created", "ev00008")]  # the rest was unchanged
 
 
-async def test_removed_items_are_staged_for_stored_events_only(setup):
+async def test_a_removal_is_checked_and_applied_at_the_end_of_the_round_and_unknown_ids_are_ignored(setup):
     world, account, mailbox, writer = setup
     await writer.handle(Sync(account=account, reason="connect"))
     mailbox.delete("ev00003")
     mailbox.log.append("never-stored")  # a removal for an id this store never had
     await writer.handle(Sync(account=account, reason="continue"))
-    assert [r.row for r in rows(world, "removed:")] == [f"removed:{PRIMARY}:ev00003"]
-    assert len(rows(world, "ev:")) == 5  # staged, not applied (deletions come with their own safeguards)
+    assert mailbox.located == ["ev00003"]  # Graph was asked about the stored one only
+    assert rows(world, "removed:") == []
+    assert stored_projection(world) == mailbox_projection(mailbox)
+    (tombstone,) = [r for r in rows(world, "ev:") if r.get("tombstone")]
+    assert tombstone.row == event_key(PRIMARY, "ev00003")
+    assert tombstone.get("subject") is None  # a tombstone keeps no content
+    assert not [r for r in rows(world, "tb:") if r.get("event") == "ev00003"]
+    assert feed(world)[-1] == ("deleted", "ev00003")
 
 
 async def test_a_large_first_sync_proceeds_in_slices(setup):
