@@ -51,7 +51,10 @@ class FakeMailbox:
     # --- DeltaSource ---------------------------------------------------------------------------
 
     async def first(self, account: str, calendar: CalendarRef, window: Window) -> FetchedPage:
-        return self._serve("first", sorted(self.events), len(self.log))
+        """A new round over the events that touch ``window``."""
+        inside = [i for i, e in sorted(self.events.items())
+                  if window.overlaps(utc_instant_of(e.get("start")), utc_instant_of(e.get("end")))]
+        return self._serve("first", inside, len(self.log))
 
     async def follow(self, account: str, calendar: CalendarRef, link: str) -> FetchedPage:
         kind, _, rest = link.partition(":")

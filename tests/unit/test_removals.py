@@ -217,3 +217,26 @@ async def test_a_dead_delta_token_runs_a_full_round_whose_sweep_survives_a_crash
     tombstone = await world.services.tables.get(MAILBOX, account, event_key(PRIMARY, "ev00004"))
     assert tombstone is not None
     assert tombstone.get("tombstone")
+
+
+async def test_the_window_moves_monthly_and_what_falls_out_is_left_window():
+    world, account, mailbox, writer = await make(12)
+    first = await cursor(world, account)
+    assert first["window_start"].endswith("-01T00:00:00Z")  # month-aligned
+    early = {**event(90), "start": {"dateTime": "2026-08-25T09:00:00.0000000", "timeZone": "UTC"},
+             "end": {"dateTime": "2026-08-25T10:00:00.0000000", "timeZone": "UTC"}}
+    mailbox.put(early)
+    await notify(world, writer, account)
+    assert ("created", "ev00090") in feed(world)
+    world.clock.advance(10 * 86400)  # still covered: no new window, no full round
+    await notify(world, writer, account)
+    assert (await cursor(world, account))["window_start"] == first["window_start"]
+    world.clock.advance(40 * 86400)  # SYNC_WINDOW_FUTURE_DAYS ahead now passes the window's end: it moves
+    asked = len(mailbox.located)
+    await notify(world, writer, account)
+    moved = await cursor(world, account)
+    assert moved["window_start"] > first["window_start"]
+    assert feed(world)[-1] == ("left_window", "ev00090")
+    assert len(mailbox.located) == asked  # told by its times: no question to Graph
+    assert await status(world, account) == (Status.ACTIVE, None)
+    assert moved["full_gen"] == first["full_gen"] + 1  # a full round over the new window
