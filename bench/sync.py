@@ -12,6 +12,8 @@ Azurite (in memory), the product's real clients (msgraph-sdk, msal, Key Vault cl
    journaled) and Azurite's (every storage call timed) are printed beside it.
 3. Peak memory (max RSS) of that worker process at 10,000 and 100,000 events: ours against the naive
    collect-then-write way (every event of the round held as decoded JSON), each in a process of its own.
+1b. The same with 750 updates, 200 deletes and 50 moves to another calendar (the deletes and moves told apart
+   by JSON batches of GETs), against the same floor plus one batch per 20 removals asked about.
 4. A change made at the simulator until it is in the store (ours: notification, coalescing delay, delta
    round) and until the naive receiver has it (notification, GET, upsert), p50 and p99 over 100 changes
    made four a second, both listening to the same mailbox at once.
@@ -346,8 +348,48 @@ async def burst_and_latency(bench: Bench, changes: int) -> None:
               f"floor {floor}; ours / floor {ours / floor:.2f}, naive / ours {notified / max(ours, 1):.0f}x")
         emit("graph_requests_per_1000_changes", ours, notified, "requests", cost=True, floor=floor)
         await latency(bench, tables, account, ids + created, changes)
+        await mixed_burst(bench, tables, account, ids + created, feed_count)
     finally:
         await runner.stop()
+
+
+async def mixed_burst(bench: Bench, tables: Any, account: str, ids: list[str], feed_count: Any) -> None:
+    """1,000 changes again, now 750 updates, 200 deletes and 50 moves to another calendar: the deletes and moves
+    are told apart by JSON batches of GETs, counted as one request per batch besides the delta pages (the GETs
+    inside a batch count against Graph's throttling one by one, and are printed)."""
+    other = next(c.id for c in bench.sim.state.calendars_of(ADELE) if not c.is_default)
+    before = await feed_count()
+    bench.control("POST", "counters/reset")
+
+    def changes_at_the_simulator() -> None:
+        for event_id in ids[:750]:
+            bench.control("PATCH", f"users/{ADELE}/events/{event_id}", {"subject": "Mixed"})
+        for event_id in ids[750:950]:
+            bench.control("DELETE", f"users/{ADELE}/events/{event_id}")
+        for event_id in ids[950:1000]:
+            bench.control("POST", f"users/{ADELE}/events/{event_id}/move", {"calendar": other})
+
+    await asyncio.to_thread(changes_at_the_simulator)
+    started = time.perf_counter()
+    await until_quiet(bench, tables, account, lambda n: n >= before + 1000, feed_count)
+    absorbed = time.perf_counter() - started
+    counters = bench.control("GET", "counters")
+    endpoints = counters["endpoints"].get(ADELE, {})
+    delta = sum(sum(by_status.values()) for route, by_status in endpoints.items() if "calendarView/delta" in route)
+    batches = sum(n for route, n in counters["routes"].items() if route.endswith("/$batch"))
+    batched = sum(sum(by_status.values()) for route, by_status in endpoints.items()
+                  if route.startswith("GET") and "/events/" in route and "/instances" not in route)
+    instances = sum(sum(by_status.values()) for route, by_status in endpoints.items() if "/instances" in route)
+    ours = delta + batches + instances
+    notified = counters["notifications"]["sent"]
+    # One delta page per PAGE changes and the delta link's; one batch per 20 removals asked about anywhere, and
+    # per 20 moves asked about in this calendar.
+    floor = math.ceil(1000 / PAGE) + 1 + math.ceil(250 / 20) + math.ceil(50 / 20)
+    print(f"\n1b. Graph requests to absorb 1,000 mixed changes (750 updates, 200 deletes, 50 moves) "
+          f"({absorbed:.1f} s until quiet)")
+    print(f"   ours {ours} ({delta} delta pages, {batches} JSON batches holding {batched} GETs, {instances} "
+          f"instances lists); naive {notified} GETs (one per notification delivered); floor {floor}")
+    emit("graph_requests_per_1000_changes_mixed", ours, notified, "requests", cost=True, floor=floor)
 
 
 async def until_quiet(bench: Bench, tables: Any, account: str, enough: Any, count: Any) -> None:

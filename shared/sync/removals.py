@@ -233,8 +233,11 @@ class Settlement:
         decided: dict[str, tuple[str, str]] = {}   # staged row key -> (kind, to)
         ask: dict[str, Row] = {}                    # event id -> staged row, for Graph
         masters_staged: dict[str, Row | None] = {}
+        masters: set[str] = set()  # staged rows of series masters: their answer goes to their occurrences
         for row, stored in zip(staged, stored_rows, strict=True):
             event_id = str(row.get("event"))
+            if row.get("is_master") or (stored is not None and stored.get("type") == "seriesMaster"):
+                masters.add(row.row)
             if full and stored is not None and int(stored.get("seen", -1)) == generation:
                 if row.get("kind") != KEPT:
                     decided[row.row] = (KEPT, "")  # this full round saw it: it is there
@@ -257,8 +260,8 @@ class Settlement:
                     if master_kind in (DELETED, MOVED, LEFT_CALENDAR):
                         decided[row.row] = (master_kind, str(master_row.get("to") or ""))
                         continue
-            is_master = bool(row.get("is_master")) or (stored is not None and stored.get("type") == "seriesMaster")
-            if stored is not None and not is_master and not window.overlaps(stored.get("start"), stored.get("end")):
+            if stored is not None and row.row not in masters \
+                    and not window.overlaps(stored.get("start"), stored.get("end")):
                 decided[row.row] = (LEFT_WINDOW, "")
                 continue
             ask[event_id] = row
@@ -273,8 +276,8 @@ class Settlement:
                   for key, (kind, to) in decided.items()]
         if not follow:
             for row in staged:
-                kind, to = decided.get(row.row, ("", ""))
-                if row.get("is_master") or kind in (DELETED, MOVED, LEFT_CALENDAR):
+                if row.row in masters:
+                    kind, to = decided.get(row.row, ("", ""))
                     writes.extend(await self._expand_series(row, kind, to))
         if more:
             cursor.update(position=staged[-1].row)
@@ -329,6 +332,8 @@ class Settlement:
         why = ""
         if confirming and not empty_read:
             hold = False
+        elif confirming:
+            hold, why = True, "the confirming full round read no events (an empty read confirms nothing)"
         elif was_held:
             hold, why = True, "an earlier round's deletes wait for confirmation"
         elif empty_read and (stored or 0) >= minimum:
@@ -345,7 +350,7 @@ class Settlement:
             why = (f"{deleted} of {stored} events deleted in one round, more than "
                    f"{settings.delete_breaker_share:.0%}") if hold else ""
         cursor.update(phase="apply", position="", hold=hold, tripped=hold and not was_held, why=why,
-                      confirmed=was_held and not hold, counts_deleted=deleted)
+                      rearm=hold and confirming, confirmed=was_held and not hold, counts_deleted=deleted)
         await self.services.journal.record(self.account, JournalEntry(
             "sync", "info", stage="removals", calendar=self.calendar, counts=counts,
             detail=("deletes held: " + why) if hold else "removals settled"))
@@ -373,6 +378,7 @@ class Settlement:
 
     async def _finish(self, cursor: dict[str, Any]) -> None:
         hold, tripped, confirmed = bool(cursor.get("hold")), bool(cursor.get("tripped")), bool(cursor.get("confirmed"))
+        rearm = bool(cursor.get("rearm"))  # a confirming round that could not confirm: another one, later
         pending = str(cursor.get("pending_delta_link", ""))
         now = self.services.clock()
         delay = self.services.settings.breaker_confirm_minutes * 60
@@ -385,13 +391,20 @@ class Settlement:
             # (expired, or dropped for a new window), and every later round would otherwise be a full one.
             cursor.update(delta_link=pending, held_delta_link="")
         if hold:
-            cursor.update(held=True, confirm_due=float(cursor.get("confirm_due", 0)) if not tripped else now + delay)
+            due = now + delay if tripped or rearm else float(cursor.get("confirm_due", 0))
+            cursor.update(held=True, confirm_due=due)
         else:
             cursor.update(held=False, confirm_due=0.0)
-        cursor.update(phase="", pending_delta_link="", full=False, staged=0, hold=False, tripped=False,
-                      confirmed=False, position="", last_round_completed=now,
+        cursor.update(phase="", pending_delta_link="", full=False, fresh=False, staged=0, hold=False, tripped=False,
+                      rearm=False, confirmed=False, position="", last_round_completed=now,
                       rounds=int(cursor.get("rounds", 0)) + 1)
         await self._commit([], cursor)
+        if rearm:
+            await self.services.journal.record(self.account, JournalEntry(
+                "breaker", "error", stage="unconfirmed", calendar=self.calendar,
+                detail=f"the confirming round could not confirm ({cursor.get('why')}); another in {delay // 60} min"))
+            await self.services.queue.send(Sync(account=self.account, reason="breaker", full=True),
+                                           delay_seconds=delay)
         if tripped:
             await add_degraded_reason(self.services, self.account, BREAKER)
             await self.services.journal.record(self.account, JournalEntry(

@@ -121,7 +121,12 @@ async def test_an_empty_read_never_confirms_and_an_operator_can():
     assert len(stored_projection(world)) == 12
     assert await status(world, account) == (Status.DEGRADED, "breaker")
     entries = [e.detail or "" for e in await world.services.journal.recent(account)]
-    assert any("deletes held" in d for d in entries)
+    assert any("the confirming round could not confirm" in d for d in entries)
+    # Another confirmation later, and until then rounds stay incremental (not a full round per notification).
+    assert [json.loads(b)["reason"] for b in queue(world).all_bodies("sync")] == ["breaker"]
+    firsts = mailbox.fetched.count("first")
+    await notify(world, writer, account)
+    assert mailbox.fetched.count("first") == firsts
 
     answer = await breaker_route(world.services, account, b'{"action": "confirm"}')
     assert answer.status == 200
