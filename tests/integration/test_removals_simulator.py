@@ -177,3 +177,33 @@ async def test_a_cancelled_occurrence_is_deleted_whether_or_not_delta_reports_it
     assert occurrences[2] not in stored
     assert set(occurrences) - {occurrences[2]} <= stored
     assert len([p for p in graph_calls(world, since) if p.endswith("/instances")]) == 1  # the series, checked once
+
+
+async def test_a_crash_in_the_middle_of_a_full_rounds_sweep_resumes_and_reports_each_change_once(world, monkeypatch):
+    import shared.sync.removals as removals
+
+    ids = [world.create(f"Meeting {n}", day=n + 1) for n in range(12)]
+    await world.sync("connect")
+    world.sim("POST", f"users/{ADELE}/delta-tokens/expire")  # the next round is a full one, with a sweep
+    for event_id in ids[:3]:
+        world.delete(event_id)
+    monkeypatch.setattr(removals, "CHUNK", 4)
+    real_sweep = removals.Settlement._sweep
+    calls = 0
+
+    async def crash_on_second(self, cursor):
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("worker killed mid-sweep")
+        await real_sweep(self, cursor)
+
+    monkeypatch.setattr(removals.Settlement, "_sweep", crash_on_second)
+    with pytest.raises(RuntimeError):
+        await world.sync("notification")
+    calendar = await world.calendar_id()
+    cursor = await world.tables.get("mailbox", world.account, f"cursor:{calendar}")
+    assert cursor.get("phase") == "sweep"
+    await world.sync("continue")
+    assert await world.store_projection() == await world.graph_projection()
+    assert sorted(e for k, e in kinds(await world.feed()) if k == "deleted") == sorted(ids[:3])
