@@ -14,6 +14,7 @@ import pytest
 
 from shared.accounts.model import Status
 from shared.accounts.repository import AccountRepository
+from shared.messages import Sync
 from shared.sync.breaker import breaker_route
 from tests.integration.sync_world import SyncWorld
 from tests.integration.test_connect_real_clients import (
@@ -207,3 +208,25 @@ async def test_a_crash_in_the_middle_of_a_full_rounds_sweep_resumes_and_reports_
     await world.sync("continue")
     assert await world.store_projection() == await world.graph_projection()
     assert sorted(e for k, e in kinds(await world.feed()) if k == "deleted") == sorted(ids[:3])
+
+
+async def test_a_delta_token_expired_mid_round_restarts_a_full_round_that_misses_nothing(world):
+    ids = [world.create(f"Meeting {n}", day=n + 1) for n in range(12)]
+    await world.sync("connect")
+    world.edit(ids[5], subject="Changed before the round")
+    settings = world.stack.services.settings
+    world.stack.services.settings = dataclasses.replace(settings, slice_max_pages=1)
+    try:
+        await world.writer.handle(Sync(account=world.account, reason="notification"))  # one page, then a continue
+        await world.drain()
+        world.sim("POST", f"users/{ADELE}/delta-tokens/expire")  # the stored next link dies
+        world.delete(ids[0])  # gone while the round was cut off: only a sweep can tell
+        await world.sync("continue")
+    finally:
+        world.stack.services.settings = settings
+    assert await world.store_projection() == await world.graph_projection()
+    history = kinds((await world.feed())[12:])
+    assert ("deleted", ids[0]) in history
+    assert history.count(("updated", ids[5])) == 1
+    statuses = [r.status for r in world.stack.sim.state.requests if "calendarView/delta" in r.path]
+    assert 410 in statuses
