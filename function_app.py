@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import azure.functions as func
 
 from shared import health
-from shared.config import SUBSCRIPTIONS_QUEUE, SYNC_QUEUE
+from shared.config import OUTBOUND_QUEUE, SUBSCRIPTIONS_QUEUE, SYNC_QUEUE, poison_queue
 from shared.http import HttpResult
 from shared.ops.logging import install_redaction
 from shared.webhook import receiver
@@ -154,3 +154,51 @@ async def subscription_renewer(timer: func.TimerRequest) -> None:
     from shared.subscriptions.renewer import run_renewer
 
     await run_renewer(get_services())
+
+
+# The poison handlers: one per queue, on the host's `<queue>-poison` twin (docs/architecture.md, "Poison").
+@app.queue_trigger(arg_name="msg", queue_name=poison_queue(SYNC_QUEUE), connection="AzureWebJobsStorage")
+async def sync_poison(msg: func.QueueMessage) -> None:
+    await hold_poisoned(SYNC_QUEUE, msg)
+
+
+@app.queue_trigger(arg_name="msg", queue_name=poison_queue(SUBSCRIPTIONS_QUEUE), connection="AzureWebJobsStorage")
+async def subscriptions_poison(msg: func.QueueMessage) -> None:
+    await hold_poisoned(SUBSCRIPTIONS_QUEUE, msg)
+
+
+@app.queue_trigger(arg_name="msg", queue_name=poison_queue(OUTBOUND_QUEUE), connection="AzureWebJobsStorage")
+async def outbound_poison(msg: func.QueueMessage) -> None:
+    await hold_poisoned(OUTBOUND_QUEUE, msg)
+
+
+async def hold_poisoned(queue: str, msg: func.QueueMessage) -> None:
+    from shared.poison.hold import PoisonedMessage, hold
+
+    await hold(get_services(), PoisonedMessage(
+        queue, msg.id or "", msg.get_body(), msg.dequeue_count,
+        msg.insertion_time.timestamp() if msg.insertion_time else None,
+        msg.expiration_time.timestamp() if msg.expiration_time else None))
+
+
+@app.route(route="poison", methods=["GET"])
+async def poison_list(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.poison.api import list_poison
+
+    return respond(await list_poison(get_services(), req.params))
+
+
+@app.route(route="poison/{queue}/{id}/replay", methods=["POST"])
+async def poison_replay(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.poison.api import replay_poison
+
+    return respond(await replay_poison(get_services(), req.route_params.get("queue", ""),
+                                       req.route_params.get("id", "")))
+
+
+@app.route(route="poison/{queue}/{id}/discard", methods=["POST"])
+async def poison_discard(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.poison.api import discard_poison
+
+    return respond(await discard_poison(get_services(), req.route_params.get("queue", ""),
+                                        req.route_params.get("id", "")))

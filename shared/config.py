@@ -32,6 +32,12 @@ SYNC_QUEUE = "sync"
 OUTBOUND_QUEUE = "outbound"
 SUBSCRIPTIONS_QUEUE = "subscriptions"
 QUEUES = (SYNC_QUEUE, OUTBOUND_QUEUE, SUBSCRIPTIONS_QUEUE)
+POISON_SUFFIX = "-poison"
+
+
+def poison_queue(queue: str) -> str:
+    """Where the host moves a message of ``queue`` after maxDequeueCount deliveries."""
+    return f"{queue}{POISON_SUFFIX}"
 
 
 class ReadBy(Enum):

@@ -11,6 +11,7 @@ import json
 from functools import cache
 from typing import Any
 
+from shared.config import QUEUES
 from shared.health import VERSION
 
 _KEY: list[dict[str, list[str]]] = [{"functionKey": []}]
@@ -25,6 +26,7 @@ ERROR_CODES = (
     "result_for_another_reference", "account_not_found", "account_disconnected", "connection_expired",
     "mailbox_bound_to_another_reference", "busy", "unsupported_media_type", "invalid_batch",
     "nothing_held", "round_in_progress",
+    "poison_not_found", "poison_already_replayed", "poison_already_discarded", "poison_not_replayable",
 )
 
 SCHEMAS: dict[str, Any] = {
@@ -93,6 +95,44 @@ SCHEMAS: dict[str, Any] = {
                        "calendars": {"type": "integer", "description": "calendars whose deletes were held"},
                        "removals": {"type": "integer", "description": "held deletes applied or dropped"}},
     },
+    "PoisonMessage": {
+        "type": "object", "additionalProperties": False,
+        "required": ["queue", "id", "state", "kind", "account", "reason", "degraded", "payload", "payload_truncated",
+                     "parse_error", "dequeue_count", "enqueued_at", "poisoned_at", "held_at", "updated_at",
+                     "replayed_at", "discarded_at", "last_error", "attempts"],
+        "properties": {
+            "queue": {"type": "string", "enum": list(QUEUES)},
+            "id": {"type": "string", "description": "the host's id of the poison queue message"},
+            "state": {"type": "string", "enum": ["held", "replayed", "discarded"]},
+            "kind": {**_NULLABLE_TEXT, "description": "the message kind; null when the payload does not parse"},
+            "account": _NULLABLE_TEXT,
+            "reason": {**_NULLABLE_TEXT, "description": "the degraded reason it stands for (poison:{kind})"},
+            "degraded": {"type": "boolean", "description": "the account was live and is degraded for it"},
+            "payload": {"type": "string", "description": "the message text, redacted and cut to 60,000 bytes (UTF-16)"},
+            "payload_truncated": {"type": "boolean"},
+            "parse_error": {**_NULLABLE_TEXT, "description": "why the payload is not a valid message"},
+            "dequeue_count": {"type": ["integer", "null"], "description": "deliveries of the last failed attempt"},
+            "enqueued_at": {"oneOf": [_TIME, {"type": "null"}], "description": "the first copy's enqueue time"},
+            "poisoned_at": {"oneOf": [_TIME, {"type": "null"}]},
+            "held_at": {"oneOf": [_TIME, {"type": "null"}]}, "updated_at": {"oneOf": [_TIME, {"type": "null"}]},
+            "replayed_at": {"oneOf": [_TIME, {"type": "null"}]}, "discarded_at": {"oneOf": [_TIME, {"type": "null"}]},
+            "last_error": {"oneOf": [{"type": "null"}, {
+                "type": "object", "additionalProperties": False, "required": ["error_class", "detail"],
+                "properties": {"error_class": _NULLABLE_TEXT, "detail": _NULLABLE_TEXT}}]},
+            "attempts": {"type": "array", "description": "the most recent failed deliveries, newest first",
+                         "items": {"type": "object", "additionalProperties": False,
+                                   "properties": {"at": {"oneOf": [_TIME, {"type": "null"}]},
+                                                  "error_class": _NULLABLE_TEXT, "detail": _NULLABLE_TEXT,
+                                                  "http_status": {"type": ["integer", "null"]},
+                                                  "graph_error_code": _NULLABLE_TEXT,
+                                                  "dequeue_count": {"type": ["integer", "null"]}}}},
+        },
+    },
+    "PoisonPage": {
+        "type": "object", "required": ["items", "next_page_token"], "additionalProperties": False,
+        "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/PoisonMessage"}},
+                       "next_page_token": {**_NULLABLE_TEXT, "description": "pass as page_token for more"}},
+    },
     "HealthStatus": {
         "type": "object", "required": ["status"], "additionalProperties": False,
         "properties": {"status": {"type": "string", "enum": ["ok", "misconfigured", "degraded", "alarm"]}},
@@ -133,6 +173,22 @@ _WEBHOOK = {
         "503": {"description": "storage unavailable: Graph retries the delivery"},
     },
 }
+
+_POISON_PARAMS = [
+    {"name": "queue", "in": "path", "required": True,
+     "schema": {"type": "string", "enum": list(QUEUES)}},
+    {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
+]
+
+
+def _poison_action(summary: str) -> dict[str, Any]:
+    return {"post": {
+        "summary": summary, "security": _KEY, "parameters": _POISON_PARAMS,
+        "responses": {"200": _json("PoisonMessage", "the row as it is now"),
+                      "404": _error("no such queue or message"),
+                      "409": _error("already replayed or discarded, or (replay) the payload is not a message of "
+                                    "this queue")}}}
+
 
 PATHS: dict[str, dict[str, Any]] = {
     "/api/health": {"get": {
@@ -195,6 +251,22 @@ PATHS: dict[str, dict[str, Any]] = {
         "responses": {"200": _json("BreakerDecision", "decided"), "400": _error("action is not confirm or reject"),
                       "404": _error("no such account"),
                       "409": _error("nothing is held, or a round is under way (try again in a minute)")}}},
+    "/api/poison": {"get": {
+        "summary": "Messages the host gave up on, as the poison table keeps them", "security": _KEY,
+        "parameters": [
+            {"name": "queue", "in": "query", "required": False,
+             "schema": {"type": "string", "enum": list(QUEUES)}},
+            {"name": "account", "in": "query", "required": False, "schema": {"type": "string"}},
+            {"name": "state", "in": "query", "required": False,
+             "schema": {"type": "string", "enum": ["held", "replayed", "discarded"], "default": "held"}},
+            {"name": "limit", "in": "query", "required": False,
+             "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}},
+            {"name": "page_token", "in": "query", "required": False, "schema": {"type": "string"},
+             "description": "next_page_token of the previous page"}],
+        "responses": {"200": _json("PoisonPage", "a page (it may be short and still have a next_page_token)"),
+                      "400": _error("a query parameter is invalid")}}},
+    "/api/poison/{queue}/{id}/replay": _poison_action("Send a held message back to its queue"),
+    "/api/poison/{queue}/{id}/discard": _poison_action("Give up on a held message (the row is kept)"),
 }
 
 

@@ -64,7 +64,7 @@ async def set_status(services: Services, account_id: str, status: Status, reason
 LIVE = frozenset({Status.ACTIVE, Status.DEGRADED})
 
 # Why an account is degraded: a set, each reason cleared on its own. ``breaker`` holds a round's deletes;
-# ``poison:{kind}`` says a message of that kind failed every delivery (shared/ops/poison.py).
+# ``poison:{kind}`` says a message of that kind failed every delivery (shared/poison/).
 BREAKER = "breaker"
 POISON_PREFIX = "poison:"
 

@@ -72,7 +72,10 @@ async def stack(request, monkeypatch, azurite, simulator, keyvault_server, certs
     spec = demo_spec(SAMPLE["CLIENT_ID"], SAMPLE["CLIENT_SECRET"])
     spec["apps"][0]["redirectUris"] = [f"{base}/api/oauth/callback"]
     seed(simulator.state, spec)
-    config = RunnerConfig(port=port, host_id=f"e2e-{uuid.uuid4().hex[:8]}", shutdown_grace=5.0)
+    # A test may shorten the host's timings (e.g. the retry delay after a failure) with runner_config(...).
+    timings = request.node.get_closest_marker("runner_config")
+    config = RunnerConfig(port=port, host_id=f"e2e-{uuid.uuid4().hex[:8]}", shutdown_grace=5.0,
+                          **(timings.kwargs if timings else {}))
     runner = await Runner("function_app:app", config=config, storage=azurite.connection_string).start()
     sim_session = requests.Session()
     sim_session.trust_env = False

@@ -11,6 +11,7 @@ https://learn.microsoft.com/en-us/azure/azure-functions/functions-bindings-stora
 from __future__ import annotations
 
 from shared.config import get_settings
+from shared.store.ports import POISON
 from shared.wiring import get_services, get_work_queue
 from tests.devstack.conftest import until
 from tests.e2e.test_connect import connect
@@ -29,6 +30,8 @@ async def test_a_throttled_subscribe_is_resent_not_retried_into_the_poison_queue
     assert confirmed.status_code == 200, confirmed.text
     await until(lambda: sim_subscriptions(stack), 60, "the subscription after the throttled creates")
     assert await get_work_queue().peek("subscriptions-poison") == []
+    # The poison handler empties that queue into the poison table: nothing may be there either.
+    assert [row async for row in get_services().tables.scan(POISON)] == []
     journal = await get_services().journal.recent(account, limit=200)
     throttled = [e for e in journal if e.stage == "throttled"]
     assert len(throttled) == THROTTLES

@@ -29,6 +29,9 @@ def triggers():
     ("oauth_callback", "oauth/callback", ["GET", "POST"], "ANONYMOUS"),
     ("confirm_account", "accounts/{account}/confirm", ["POST"], "FUNCTION"),
     ("account", "accounts/{account}", ["GET", "DELETE"], "FUNCTION"),
+    ("poison_list", "poison", ["GET"], "FUNCTION"),
+    ("poison_replay", "poison/{queue}/{id}/replay", ["POST"], "FUNCTION"),
+    ("poison_discard", "poison/{queue}/{id}/discard", ["POST"], "FUNCTION"),
 ])
 def test_http_routes_methods_and_auth_levels(triggers, name, route, methods, auth):
     trigger = triggers[name]
@@ -50,3 +53,12 @@ def test_subscription_worker_and_renewer_bindings(triggers):
     assert triggers["subscription_worker"]["connection"] == "AzureWebJobsStorage"
     assert triggers["subscription_renewer"]["type"] == "timerTrigger"
     assert triggers["subscription_renewer"]["schedule"] == "%RENEW_SCHEDULE%"
+
+
+def test_every_queue_has_a_poison_handler_on_its_poison_twin(triggers):
+    from shared.config import QUEUES
+
+    poison = {t["queueName"] for t in triggers.values() if t["type"] == "queueTrigger"
+              and t["queueName"].endswith("-poison")}
+    assert poison == {f"{queue}-poison" for queue in QUEUES}
+    assert all(t["connection"] == "AzureWebJobsStorage" for t in triggers.values() if t["type"] == "queueTrigger")
