@@ -395,30 +395,31 @@ class Settlement:
             cursor.update(held=True, confirm_due=due)
         else:
             cursor.update(held=False, confirm_due=0.0)
+        why = cursor.get("why")
         cursor.update(phase="", pending_delta_link="", full=False, fresh=False, staged=0, hold=False, tripped=False,
                       rearm=False, confirmed=False, position="", last_round_completed=now,
                       rounds=int(cursor.get("rounds", 0)) + 1)
-        await self._commit([], cursor)
+        # A trip is told before the cursor records it: a failure in between runs the round's end again
+        # (the same trip, told twice at worst), never a hold that nobody hears of.
         if rearm:
             await self.services.journal.record(self.account, JournalEntry(
                 "breaker", "error", stage="unconfirmed", calendar=self.calendar,
-                detail=f"the confirming round could not confirm ({cursor.get('why')}); another in {delay // 60} min"))
-            await self.services.queue.send(Sync(account=self.account, reason="breaker", full=True),
-                                           delay_seconds=delay)
+                detail=f"the confirming round could not confirm ({why}); another in {delay // 60} min"))
         if tripped:
             await add_degraded_reason(self.services, self.account, BREAKER)
             await self.services.journal.record(self.account, JournalEntry(
                 "breaker", "error", stage="tripped", calendar=self.calendar,
                 counts={"deleted": int(cursor.get("counts_deleted", 0))},
-                detail=f"deletes held: {cursor.get('why')}; a confirming full round in {delay // 60} min"))
+                detail=f"deletes held: {why}; a confirming full round in {delay // 60} min"))
+        if tripped or rearm:
             await self.services.queue.send(Sync(account=self.account, reason="breaker", full=True),
                                            delay_seconds=delay)
-        elif confirmed:
+        await self._commit([], cursor)
+        if confirmed:
             await self.services.journal.record(self.account, JournalEntry(
                 "breaker", "ok", stage="confirmed", calendar=self.calendar,
                 counts={"deleted": int(cursor.get("counts_deleted", 0))},
                 detail="a confirming full round applied the held deletes"))
-            await clear_breaker_if_none_held(self.services, self.account)
 
     # --- helpers -----------------------------------------------------------------------------------
 

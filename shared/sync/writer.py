@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from shared.accounts.model import Account
+from shared.accounts.status import BREAKER, degraded_reasons
 from shared.context import Services
 from shared.messages import Message, Sync
 from shared.ops.journal import JournalEntry, Outcome
@@ -27,6 +28,7 @@ from shared.store.ports import CALENDARS, Row
 from shared.sync.gate import admit
 from shared.sync.mailbox import LeaseLost, LeaseState, MailboxLease
 from shared.sync.probe import EventProbe
+from shared.sync.removals import clear_breaker_if_none_held
 from shared.sync.rounds import Budget, CalendarRound
 from shared.sync.source import CalendarRef, DeltaSource
 
@@ -90,6 +92,9 @@ class EventWriter:
             await holder.release()
             raise
         if result.complete:
+            if BREAKER in degraded_reasons(account):
+                # A confirming round (or an earlier one whose status write failed) left nothing held.
+                await clear_breaker_if_none_held(self.services, account.account)
             now = self.services.clock()
             await holder.release(last_round_started=result.round_started, last_round_completed=now,
                                  last_good_sync=now, rounds=holder.rounds + 1,
