@@ -48,7 +48,7 @@ async def health_check(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="health/details", methods=["GET"])
 async def health_details(req: func.HttpRequest) -> func.HttpResponse:
-    report = await health.check(get_services)
+    report = await health.check(get_services, details=True)
     return respond(HttpResult(report.http_status, report.to_json(details=True).encode(), "application/json"))
 
 
@@ -121,11 +121,12 @@ async def breaker(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @app.timer_trigger(schedule="%RECONCILE_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
-async def connection_sweeper(timer: func.TimerRequest) -> None:
-    from shared.connect.sweep import sweep_connections
+async def delta_reconciler(timer: func.TimerRequest) -> None:
+    from shared.reconciler import run_reconciler
     from shared.wiring import get_auth
 
-    await sweep_connections(get_services(), get_auth().vault)
+    auth = get_auth()
+    await run_reconciler(get_services(), auth.vault, auth.broker)
 
 
 @app.queue_trigger(arg_name="msg", queue_name=SUBSCRIPTIONS_QUEUE, connection="AzureWebJobsStorage")

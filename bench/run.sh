@@ -5,3 +5,4 @@ source "$(dirname "${BASH_SOURCE[0]}")/../devstack/bootstrap.sh"
 .venv/bin/python -m bench.webhook "$@"
 .venv/bin/python -m bench.decode
 .venv/bin/python -m bench.sync
+.venv/bin/python -m bench.reconciler

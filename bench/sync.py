@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.metrics import emit
+from bench.tables import MeteredTables
 
 ROOT = Path(__file__).resolve().parents[1]
 ADELE = "a1b2c3d4-0000-4000-8000-0000000000a1"
@@ -56,50 +57,13 @@ def percentile(values: list[float], p: float) -> float:
 # --- child processes: one first sync each, so that max RSS is that sync's alone ----------------------
 
 
-class TimedTables:
-    """The product's table store, timing every call: how much of a run was Azurite's."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-        self.seconds = 0.0
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._inner, name)
-        if name in ("query", "scan"):
-            def iterate(*args: Any, **kwargs: Any) -> Any:
-                return self._timed_iter(attr(*args, **kwargs))
-            return iterate
-        if not asyncio.iscoroutinefunction(attr):
-            return attr
-
-        async def timed(*args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()
-            try:
-                return await attr(*args, **kwargs)
-            finally:
-                self.seconds += time.perf_counter() - started
-        return timed
-
-    async def _timed_iter(self, rows: Any) -> Any:
-        iterator = rows.__aiter__()
-        while True:
-            started = time.perf_counter()
-            try:
-                row = await iterator.__anext__()
-            except StopAsyncIteration:
-                return
-            finally:
-                self.seconds += time.perf_counter() - started
-            yield row
-
-
 async def child(mode: str, account: str, user: str, limit: int) -> dict[str, Any]:
     from shared.messages import Sync
     from shared.store.ports import MAILBOX
     from shared.wiring import close_services, get_auth, get_event_writer, get_services
 
     services = get_services()
-    timed = TimedTables(services.tables)
+    timed = MeteredTables(services.tables)
     services.tables = timed  # type: ignore[assignment]  # the same store, timed
     events = 0
     graph_ms = 0

@@ -109,6 +109,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
     _spec("SYNC_WINDOW_FUTURE_DAYS", "Days after today that the sync window covers.", default="365"),
     _spec("RECONCILE_INTERVAL_MINUTES", "Age of the last good round after which the timer queues another.",
           default="60"),
+    _spec("DRIFT_WINDOW_MINUTES", "A change a reconcile round finds counts as drift (a lost notification) when "
+          "no notification came within this many minutes before the round.", default="10"),
     _spec("SLICE_MAX_PAGES", "Delta pages one invocation applies before it continues in a new message.",
           default="20"),
     _spec("SLICE_MAX_SECONDS", "Seconds one invocation spends on delta pages before it continues.",
@@ -220,6 +222,7 @@ class Settings:
     sync_window_past_days: int
     sync_window_future_days: int
     reconcile_interval_minutes: int
+    drift_window_minutes: int
     slice_max_pages: int
     slice_max_seconds: int
     lease_seconds: int
@@ -275,6 +278,7 @@ class Settings:
             sync_window_past_days=r.get("SYNC_WINDOW_PAST_DAYS", _positive_int),
             sync_window_future_days=r.get("SYNC_WINDOW_FUTURE_DAYS", _positive_int),
             reconcile_interval_minutes=r.get("RECONCILE_INTERVAL_MINUTES", _positive_int),
+            drift_window_minutes=r.get("DRIFT_WINDOW_MINUTES", _positive_int),
             slice_max_pages=r.get("SLICE_MAX_PAGES", _positive_int),
             slice_max_seconds=r.get("SLICE_MAX_SECONDS", _positive_int),
             lease_seconds=r.get("LEASE_SECONDS", _positive_int),

@@ -79,6 +79,15 @@ SCHEMAS: dict[str, Any] = {
             "scopes": {"type": "array", "items": {"type": "string"}},
             "consented_at": {"oneOf": [_TIME, {"type": "null"}]},
             "generation": {"type": "integer"},
+            "token_days_left": {"type": ["integer", "null"], "description": "days before the refresh token's "
+                                "90-day inactivity limit, as the reconciler last saw it (null until it has)"},
+            "sync": {"type": "object", "description": "in the answer to GET", "additionalProperties": False,
+                     "required": ["last_good_sync", "drift_changes", "drift_rounds"],
+                     "properties": {
+                         "last_good_sync": {"oneOf": [_TIME, {"type": "null"}]},
+                         "drift_changes": {"type": "integer", "description": "changes reconcile rounds found "
+                                           "that no notification announced (lost notifications)"},
+                         "drift_rounds": {"type": "integer"}}},
             "reconnect_url": {"type": "string", "description": "present when status is needs_reconnect"},
             "reconnect_url_expires_at": _TIME,
             "purged": {"type": "boolean", "description": "in the answer to DELETE"},
@@ -140,7 +149,17 @@ SCHEMAS: dict[str, Any] = {
     "HealthDetails": {
         "type": "object", "required": ["status", "version", "problems"], "additionalProperties": False,
         "properties": {"status": {"type": "string", "enum": ["ok", "misconfigured", "degraded", "alarm"]},
-                       "version": {"type": "string"}, "problems": {"type": "array", "items": {"type": "string"}}},
+                       "version": {"type": "string"}, "problems": {"type": "array", "items": {"type": "string"}},
+                       "reconciler": {
+                           "type": "object", "additionalProperties": False,
+                           "description": "absent when settings or storage fail",
+                           "required": ["last_run", "drift_changes", "drift_rounds", "last_drift_at"],
+                           "properties": {
+                               "last_run": {"oneOf": [_TIME, {"type": "null"}]},
+                               "drift_changes": {"type": "integer", "description": "in total: changes reconcile "
+                                                 "rounds found that no notification announced"},
+                               "drift_rounds": {"type": "integer"},
+                               "last_drift_at": {"oneOf": [_TIME, {"type": "null"}]}}}},
     },
 }
 

@@ -104,6 +104,7 @@ class Account:
     reason: str | None = None
     status_changed_at: float = 0.0
     last_token_refresh: float | None = None
+    token_days_left: int | None = None       # before the refresh token's inactivity limit, as the reconciler saw it
     purge_requested_at: float | None = None  # personal data scrubbed; rows being deleted
     purged_at: float | None = None           # every row of the account deleted
     etag: str | None = field(default=None, compare=False)
@@ -122,7 +123,7 @@ class Account:
             "status": self.status.value, "reason": self.reason, "generation": self.generation,
             "scopes": " ".join(self.scopes), "consented_at": self.consented_at,
             "external_ref": self.external_ref, "status_changed_at": self.status_changed_at,
-            "last_token_refresh": self.last_token_refresh,
+            "last_token_refresh": self.last_token_refresh, "token_days_left": self.token_days_left,
             "purge_requested_at": self.purge_requested_at, "purged_at": self.purged_at,
         }, self.etag)
 
@@ -133,7 +134,7 @@ class Account:
             generation=int(row.get("generation", 0)), scopes=tuple(str(row.get("scopes", "")).split()),
             consented_at=float(row.get("consented_at", 0.0)), external_ref=row.get("external_ref"),
             reason=row.get("reason"), status_changed_at=float(row.get("status_changed_at", 0.0)),
-            last_token_refresh=row.get("last_token_refresh"),
+            last_token_refresh=row.get("last_token_refresh"), token_days_left=row.get("token_days_left"),
             purge_requested_at=row.get("purge_requested_at"), purged_at=row.get("purged_at"), etag=row.etag)
 
 

@@ -49,12 +49,16 @@ from shared.ops.logging import log_context
 from shared.sealed import open_token, seal_token
 from shared.store.ports import OAUTHFLOWS, Row, TableOp
 from shared.subscriptions.gateway import SubscriptionGateway
+from shared.sync.due import arm
+from shared.sync.mailbox import MailboxLease
 
 log = logging.getLogger("shared.connect")
 
 LINK_PURPOSE = "connect-link"
 RESULT_PURPOSE = "connect-result"
 FLOW_TTL_SECONDS = 600
+# The reconciler looks at a new connection this long after the confirm (its own first round runs at once).
+FIRST_ROUND_GRACE_SECONDS = 600
 MAX_REF_LENGTH = 256          # external_ref
 MAX_RETURN_URL_LENGTH = 2048  # return_url
 MAX_LOGIN_HINT_LENGTH = 256   # login_hint
@@ -307,6 +311,9 @@ class Connector:
                                     "to move it")
             # Make the new secret permanent before the account points at it.
             await self.vault.clear_expiry(pending.secret_name)
+            # The reconciler's index row before the account goes live (a stray row for an account that
+            # never does is dropped by the reconciler): if the first round never completes, it retries.
+            await arm(self.services.tables, account.account, self.services.clock() + FIRST_ROUND_GRACE_SECONDS)
             previous = account
             live = replace(account, identity=pending.identity, status=Status.ACTIVE, reason=None,
                            generation=generation, scopes=pending.scopes, consented_at=pending.consented_at,
@@ -340,6 +347,9 @@ class Connector:
         if account is None:
             return error_result(404, "account_not_found", "no such account", field="account")
         body = describe(account)
+        lease = await MailboxLease(self.services, account.account).read()
+        body["sync"] = {"last_good_sync": iso_utc(lease.last_good_sync), "drift_changes": lease.drift_changes,
+                        "drift_rounds": lease.drift_rounds}
         if account.status == Status.NEEDS_RECONNECT and account.external_ref:
             session = self._session(account.external_ref, self.services.settings.allowed_return_urls[0],
                                     account.identity.username or None, reconnect=account.account)
@@ -394,6 +404,7 @@ def describe(account: Account) -> dict[str, Any]:
         "username": account.identity.username or None, "mailbox": account.identity.mailbox or None,
         "display_name": account.identity.display_name or None, "scopes": list(account.scopes),
         "consented_at": iso_utc(account.consented_at or None), "generation": account.generation,
+        "token_days_left": account.token_days_left,
     }
 
 

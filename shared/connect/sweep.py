@@ -1,7 +1,9 @@
 """Sweep what the connect flow leaves behind when nobody finishes it: OAuth flows never called back,
 and pending generations never confirmed, with their Key Vault secrets (a generation row is written
 before its secret, so every secret a crash can leave has a row that leads here) and never-confirmed
-accounts; and journal entries past JOURNAL_RETENTION_DAYS. Run by a timer; idempotent."""
+accounts; and, once a day, journal entries past JOURNAL_RETENTION_DAYS (that reads across every
+partition of the journal table, and the retention is counted in days). Run by the delta reconciler's
+timer; idempotent."""
 
 from __future__ import annotations
 
@@ -14,6 +16,9 @@ from shared.context import Services
 from shared.errors import StorageConflict
 from shared.ops.journal import JournalEntry
 from shared.store.ports import ACCOUNTS, OAUTHFLOWS, TableOp
+
+JOURNAL_EXPIRY_STATE = "journal_expiry"
+JOURNAL_EXPIRY_EVERY_SECONDS = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,11 @@ async def sweep_connections(services: Services, vault: TokenVault) -> SweepCount
                 accounts += 1
             except StorageConflict:
                 pass  # a callback just added a generation: keep it
-    journal = await services.journal.expire(services.settings.journal_retention_days)
+    journal = 0
+    expired = await repo.get_app_state(JOURNAL_EXPIRY_STATE)
+    if expired is None or float(expired.get("ran_at") or 0.0) <= now - JOURNAL_EXPIRY_EVERY_SECONDS:
+        journal = await services.journal.expire(services.settings.journal_retention_days)
+        await repo.put_app_state(JOURNAL_EXPIRY_STATE, {"ran_at": now})
     if stale_flows or generations or journal:
         await services.journal.record(None, JournalEntry("sweep_connections", "ok", counts={
             "flows": len(stale_flows), "generations": generations, "accounts": accounts, "journal": journal}))

@@ -4,6 +4,7 @@ would otherwise pay one round trip after another."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Iterable
 
 from shared.messages import Message
@@ -21,3 +22,12 @@ async def send_all(queue: WorkQueue, messages: Iterable[tuple[Message, float]]) 
             await queue.send(message, delay_seconds=delay)
 
     await asyncio.gather(*(send(m, d) for m, d in messages))
+
+
+def spread_delay(account: str, spread_seconds: float) -> float:
+    """A stable delay in [0, spread) per account: the same account always lands at the same offset, and a
+    fleet spreads evenly over the spread."""
+    if spread_seconds <= 0:
+        return 0.0
+    digest = int.from_bytes(hashlib.sha256(account.encode()).digest()[:8], "big")
+    return float(digest % int(spread_seconds))

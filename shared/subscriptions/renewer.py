@@ -8,13 +8,12 @@ fleet whose subscriptions expire together (a mass onboarding) never renews in on
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from shared.context import Services
 from shared.messages import Message, Renew, Subscribe
 from shared.ops.journal import JournalEntry
-from shared.store.fanout import send_all
+from shared.store.fanout import send_all, spread_delay
 from shared.store.ports import SUBSCRIPTIONS
 from shared.subscriptions.rows import BUCKET_SECONDS, NEEDS_SUBSCRIPTION, bucket_partition
 
@@ -36,14 +35,6 @@ class FanOut:
     @property
     def subscribes(self) -> int:
         return sum(1 for m, _ in self.messages if isinstance(m, Subscribe))
-
-
-def spread_delay(account: str, spread_seconds: float) -> float:
-    """A stable delay in [0, spread) per account: the same account always lands at the same offset."""
-    if spread_seconds <= 0:
-        return 0.0
-    digest = int.from_bytes(hashlib.sha256(account.encode()).digest()[:8], "big")
-    return float(digest % int(spread_seconds))
 
 
 async def plan_renewals(services: Services) -> FanOut:

@@ -27,6 +27,7 @@ from shared.context import Services
 from shared.errors import RowExists, StorageConflict, SyncError
 from shared.store.limits import MAX_BATCH_BYTES, MAX_BATCH_OPS, op_payload_size
 from shared.store.ports import MAILBOX, Row, TableOp, Value
+from shared.sync.due import arm
 
 LEASE = "lease"
 CURSOR_PREFIX = "cursor:"
@@ -73,6 +74,11 @@ class LeaseState:
     last_good_sync: float | None
     rounds: int
     etag: str | None
+    round_reason: str = ""            # what started the round a ``continue`` goes on with
+    round_found: int = 0              # changes the round's earlier slices found
+    last_notification_round: float | None = None
+    drift_changes: int = 0            # changes timer rounds found that no notification announced
+    drift_rounds: int = 0
 
     @classmethod
     def from_row(cls, row: Row | None) -> LeaseState:
@@ -82,7 +88,10 @@ class LeaseState:
                    last_round_started=data.get("last_round_started"),
                    last_round_completed=data.get("last_round_completed"),
                    last_good_sync=data.get("last_good_sync"), rounds=int(data.get("rounds", 0)),
-                   etag=row.etag if row else None)
+                   etag=row.etag if row else None, round_reason=str(data.get("round_reason") or ""),
+                   round_found=int(data.get("round_found", 0)),
+                   last_notification_round=data.get("last_notification_round"),
+                   drift_changes=int(data.get("drift_changes", 0)), drift_rounds=int(data.get("drift_rounds", 0)))
 
     def held_at(self, now: float) -> bool:
         return self.held_by is not None and self.running_until > now
@@ -107,6 +116,7 @@ class LeaseHolder:
     etag: str
     feed_next: int
     rounds: int                  # completed rounds, as the lease row said when it was taken
+    taken: LeaseState | None = None  # the lease row as it was when taken
     commits: int = field(default=0)
 
     async def commit(self, writes: Sequence[EventWrite], tail: Sequence[TableOp] = ()) -> None:
@@ -202,21 +212,26 @@ class MailboxLease:
             except StorageConflict:
                 continue  # someone else moved first: look again
             assert written.etag is not None
-            return LeaseHolder(self._services, self._account, lease_id, written.etag, state.feed_next, state.rounds)
+            return LeaseHolder(self._services, self._account, lease_id, written.etag, state.feed_next, state.rounds,
+                               taken=state)
         return None
 
-    async def flag_dirty(self) -> bool:
-        """Set ``dirty``; True only for the caller that flipped it from false (it sends the one wake-up)."""
+    async def flag_dirty(self, **data: Value) -> bool:
+        """Set ``dirty`` (and record ``data`` with it); True only for the caller that flipped it from false
+        (it sends the one wake-up). The flipper also arms the reconciler at the running lease's expiry,
+        so a wake-up that is lost, or a holder that dies, costs minutes rather than a reconcile interval."""
         tables = self._services.tables
         for _ in range(3):
             row = await tables.get(MAILBOX, self._account, LEASE)
             if row is not None and row.get("dirty"):
                 return False
+            until = float(row.get("running_until", 0.0)) if row is not None else 0.0
+            await arm(tables, self._account, max(until, self._services.clock()))
             try:
                 if row is None:
-                    await tables.insert(MAILBOX, Row(self._account, LEASE, {"dirty": True, "feed_next": 1}))
+                    await tables.insert(MAILBOX, Row(self._account, LEASE, {"dirty": True, "feed_next": 1, **data}))
                 else:
-                    await tables.merge(MAILBOX, Row(self._account, LEASE, {"dirty": True}), etag=row.etag)
+                    await tables.merge(MAILBOX, Row(self._account, LEASE, {"dirty": True, **data}), etag=row.etag)
             except StorageConflict:
                 continue
             return True

@@ -25,6 +25,7 @@ from shared.context import Services
 from shared.messages import Message, Sync
 from shared.ops.journal import JournalEntry, Outcome
 from shared.store.ports import CALENDARS, Row
+from shared.sync.drift import count_drift
 from shared.sync.gate import admit
 from shared.sync.mailbox import LeaseLost, LeaseState, MailboxLease
 from shared.sync.probe import EventProbe
@@ -91,16 +92,27 @@ class EventWriter:
         except BaseException:
             await holder.release()
             raise
+        taken = holder.taken or LeaseState.from_row(None)
+        # What started the round: a ``continue`` goes on with the round its first slice began.
+        origin = taken.round_reason if message.reason == "continue" else message.reason
+        found = taken.round_found + result.changed + result.removed_staged
+        notified = {"last_notification_round": self.services.clock()} if message.reason == "notification" else {}
         if result.complete:
             if BREAKER in degraded_reasons(account):
                 # A confirming round (or an earlier one whose status write failed) left nothing held.
                 await clear_breaker_if_none_held(self.services, account.account)
+            drift = 0
+            if origin == "timer" and result.round_started is not None:
+                drift = await count_drift(self.services, account.account, round_started=result.round_started,
+                                          found=found, last_notification_round=taken.last_notification_round)
             now = self.services.clock()
+            drifted = {"drift_changes": taken.drift_changes + drift, "drift_rounds": taken.drift_rounds + 1,
+                       "last_drift_at": now} if drift else {}
             await holder.release(last_round_started=result.round_started, last_round_completed=now,
-                                 last_good_sync=now, rounds=holder.rounds + 1,
-                                 **({"last_notification_round": now} if message.reason == "notification" else {}))
+                                 last_good_sync=now, rounds=holder.rounds + 1, round_reason="", round_found=0,
+                                 **notified, **drifted)
         else:
-            await holder.release()
+            await holder.release(round_reason=origin, round_found=found, **notified)
             await self.services.queue.send(Sync(account=account.account, reason="continue"))
         await self._journal(account, "ok", "round complete" if result.complete else "slice done; continues",
                             {"pages": result.pages, "changed": result.changed, "unchanged": result.unchanged,
@@ -113,7 +125,8 @@ class EventWriter:
             await self.services.queue.send(Sync(account=account.account, reason=message.reason, full=message.full),
                                            delay_seconds=margin)
             return
-        if not await lease.flag_dirty():
+        notified = {"last_notification_round": self.services.clock()} if message.reason == "notification" else {}
+        if not await lease.flag_dirty(**notified):
             await self._journal(account, "info", "coalesced: a wake-up is already due", {"coalesced": 1})
             return
         try:

@@ -36,7 +36,7 @@ def start_runner(storage: str) -> subprocess.Popen[bytes]:
                 "DELTA_PAGE_SIZE": "4", "LEASE_SECONDS": "4", "SLICE_MAX_PAGES": "100",
                 # Other functions of the app stay off: only the event writer is under test.
                 **{f"AzureWebJobs.{name}.Disabled": "true" for name in ("subscription_worker", "subscription_renewer",
-                                                                         "connection_sweeper")}})
+                                                                         "delta_reconciler")}})
     return subprocess.Popen([sys.executable, "-m", "devstack", "runner", "--app", "function_app:app",
                              "--port", str(port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)

@@ -5,7 +5,9 @@ test drives as the mailbox's user would (its control API) and reads back as Grap
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,6 +18,7 @@ from shared.messages import Sync, parse_message
 from shared.store.ports import CALENDARS, MAILBOX, Row
 from shared.sync.probe import GraphEventProbe
 from shared.sync.projection import StoredEvent, projection
+from shared.sync.reconcile import ReconcilePlan, plan_due
 from shared.sync.source import GraphDeltaSource
 from shared.sync.writer import EventWriter
 from tests.integration.test_connect_real_clients import ADELE
@@ -107,6 +110,15 @@ class SyncWorld:
             for message in mine:
                 await self.writer.handle(message)
                 ran += 1
+
+    async def reconcile(self, after_seconds: float) -> ReconcilePlan:
+        """The reconciler's timer as it would run ``after_seconds`` from now (its clock moved on, the rest
+        of the world's not), then the ``timer`` round it asks for this account, if it does."""
+        later = dataclasses.replace(self.stack.services, clock=lambda: time.time() + after_seconds)
+        plan = await plan_due(later)
+        if self.account in plan.due:
+            await self.sync("timer")
+        return plan
 
     async def drain(self) -> None:
         from azure.storage.queue.aio import QueueClient

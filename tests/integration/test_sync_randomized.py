@@ -28,9 +28,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
+from shared.connect.connector import FIRST_ROUND_GRACE_SECONDS
 from shared.errors import GraphError
 from shared.messages import Sync
+from shared.sync.due import BUCKET_SECONDS
 from shared.sync.mailbox import MailboxLease
+from shared.sync.reconcile import plan_due
 from tests.integration.sync_world import SyncWorld
 
 # The connected-account stack of the connect tests (a fixture defined in that module).
@@ -183,6 +186,7 @@ def thin(events: dict[str, dict]) -> dict[str, dict]:
 
 @pytest.mark.parametrize("seed", SEEDS)
 async def test_randomized_changes_deletes_moves_and_faults(stack, seed):  # noqa: F811
+    await plan_due(stack.services)  # the app's first reconciler run
     account, confirmed = await stack.connect()
     assert confirmed.status == 200
     world = SyncWorld(stack, account, page_size=4)
@@ -197,7 +201,9 @@ async def test_randomized_changes_deletes_moves_and_faults(stack, seed):  # noqa
             fault = rng.choice((*FAULTS, "dropped"))
             if fault != "dropped":  # "dropped": the notifications never came; the next round finds it all
                 await round_with(world, rng, fault)
-        await world.sync("timer")  # the reconciler's round, no faults
+        # The reconciler's timer an interval later finds the mailbox due: its round, no faults.
+        later = stack.services.settings.reconcile_interval_minutes * 60 + FIRST_ROUND_GRACE_SECONDS + BUCKET_SECONDS
+        assert (await world.reconcile(after_seconds=later)).due == (account,)
         await confirm_held_deletes(world)
     finally:
         world.switches(**SWITCHES[0])

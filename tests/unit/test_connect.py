@@ -533,6 +533,23 @@ async def test_the_sweeper_expires_old_journal_entries(world):
     assert [e.operation for e in await world.services.journal.recent("acct-x")] == []
 
 
+async def test_the_sweeper_reads_the_journal_once_a_day(world, monkeypatch):
+    from shared.connect.sweep import sweep_connections
+
+    calls = []
+    expire = world.services.journal.expire
+
+    async def counted(days):
+        calls.append(world.clock())
+        return await expire(days)
+
+    monkeypatch.setattr(world.services.journal, "expire", counted)
+    for _ in range(3 * 24 * 12):  # three days of five-minute timer runs
+        await sweep_connections(world.services, world.vault)
+        world.clock.advance(300)
+    assert len(calls) == 3
+
+
 async def test_sweep_keeps_the_live_account_of_an_abandoned_reconnect(world):
     from shared.connect.sweep import sweep_connections
 

@@ -41,8 +41,9 @@ def test_http_routes_methods_and_auth_levels(triggers, name, route, methods, aut
     assert trigger["authLevel"] == auth
 
 
-def test_connection_sweeper_runs_on_the_reconcile_schedule(triggers):
-    trigger = triggers["connection_sweeper"]
+def test_the_delta_reconciler_runs_on_the_reconcile_schedule(triggers):
+    assert "connection_sweeper" not in triggers  # merged into the reconciler's one timer
+    trigger = triggers["delta_reconciler"]
     assert trigger["type"] == "timerTrigger"
     assert trigger["schedule"] == "%RECONCILE_SCHEDULE%"
 

@@ -8,10 +8,11 @@ from shared.accounts.model import Status
 from shared.accounts.status import set_status
 from shared.errors import TransientGraphError
 from shared.messages import Reauthorize, Renew, Subscribe, Unsubscribe, parse_message
+from shared.store.fanout import spread_delay
 from shared.store.ports import SUBSCRIPTIONS, Row
 from shared.subscriptions.gateway import NewSubscription
 from shared.subscriptions.memory import InMemorySubscriptionGateway
-from shared.subscriptions.renewer import plan_renewals, run_renewer, spread_delay
+from shared.subscriptions.renewer import plan_renewals, run_renewer
 from shared.subscriptions.rows import NEEDS_SUBSCRIPTION, bucket_partition, slot_key
 from shared.subscriptions.worker import SlotBusy, SubscriptionWorker
 from shared.webhook.client_state import verify_client_state
