@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import azure.functions as func
+import jsonschema
 
 import function_app
 from shared.accounts.status import raise_app_alarm
@@ -52,3 +53,17 @@ async def test_health_reports_the_app_alarm(app_env):
     finally:
         from shared.accounts.status import clear_app_alarm
         await clear_app_alarm(get_services())
+
+
+async def test_health_details_tell_the_reconcilers_last_run_and_total_drift(app_env):
+    from shared.openapi import SCHEMAS
+    from shared.sync.reconcile import plan_due
+
+    before = json.loads((await function_app.health_details(health_request("health/details"))).get_body())
+    assert before["reconciler"]["last_run"] is None
+    await plan_due(get_services())
+    body = json.loads((await function_app.health_details(health_request("health/details"))).get_body())
+    assert body["reconciler"]["last_run"].endswith("Z")
+    assert (body["reconciler"]["drift_changes"], body["reconciler"]["drift_rounds"]) == (0, 0)
+    schema = {"$ref": "#/components/schemas/HealthDetails", "components": {"schemas": SCHEMAS}}
+    jsonschema.validate(body, schema, cls=jsonschema.Draft202012Validator)

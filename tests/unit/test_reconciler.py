@@ -230,3 +230,18 @@ async def test_drift_counts_only_timer_finds_under_a_live_subscription_without_a
     assert await count_drift(services, "acct_a", round_started=now, found=3, last_notification_round=None) == 3
     total = await drift_total(services)
     assert (total.changes, total.rounds) == (5, 2)
+
+
+async def test_the_account_api_shows_the_tokens_days_left_and_the_drift(world):
+    account = await connected(world)
+    body = json.loads((await world.connector.get_account(account)).body)
+    assert body["token_days_left"] is None  # the reconciler has not looked yet
+    assert body["sync"] == {"last_good_sync": None, "drift_changes": 0, "drift_rounds": 0}
+    world.clock.advance(3 * 86400)
+    await keepalive.keep_tokens_alive(world.services, TokenBroker(world.services, world.idp, world.vault))
+    await world.services.tables.upsert(MAILBOX, Row(account, LEASE, {
+        "last_good_sync": world.clock(), "drift_changes": 4, "drift_rounds": 2}))
+    body = json.loads((await world.connector.get_account(account)).body)
+    assert body["token_days_left"] == 87
+    assert body["sync"]["drift_changes"] == 4
+    assert body["sync"]["last_good_sync"].endswith("Z")
