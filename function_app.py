@@ -120,6 +120,27 @@ async def breaker(req: func.HttpRequest) -> func.HttpResponse:
     return respond(await breaker_route(get_services(), req.route_params.get("account", ""), req.get_body()))
 
 
+@app.route(route="accounts/{account}/events", methods=["GET"])
+async def account_events(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.sync.events_api import list_events
+
+    return respond(await list_events(get_services(), req.route_params.get("account", ""), req.params))
+
+
+@app.route(route="accounts/{account}/availability", methods=["GET"])
+async def account_availability(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.sync.availability import availability
+
+    return respond(await availability(get_services(), req.route_params.get("account", ""), req.params))
+
+
+@app.route(route="accounts/{account}/changes", methods=["GET"])
+async def account_changes(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.sync.feed import read_changes
+
+    return respond(await read_changes(get_services(), req.route_params.get("account", ""), req.params))
+
+
 @app.timer_trigger(schedule="%RECONCILE_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
 async def delta_reconciler(timer: func.TimerRequest) -> None:
     from shared.reconciler import run_reconciler

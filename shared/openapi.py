@@ -19,13 +19,19 @@ _ANONYMOUS: list[dict[str, list[str]]] = []
 
 _TIME = {"type": "string", "format": "date-time", "description": "ISO 8601, UTC (ends in Z)"}
 _NULLABLE_TEXT = {"type": ["string", "null"]}
+# The range of the read-side routes (shared/sync/events_api.py, parse_range).
+_RANGE_PARAMS = (
+    {"name": "start", "in": "query", "required": True, "schema": _TIME, "description": "ISO 8601 with Z or an offset"},
+    {"name": "end", "in": "query", "required": True, "schema": _TIME,
+     "description": "after start, at most 500 days later"},
+)
 
 ERROR_CODES = (
     "invalid_json", "invalid_body", "missing_field", "invalid_field", "payload_too_large",
     "return_url_not_allowed", "result_invalid", "result_expired", "result_for_another_account",
     "result_for_another_reference", "account_not_found", "account_disconnected", "connection_expired",
     "mailbox_bound_to_another_reference", "busy", "unsupported_media_type", "invalid_batch",
-    "nothing_held", "round_in_progress",
+    "nothing_held", "round_in_progress", "cursor_expired",
     "poison_not_found", "poison_already_replayed", "poison_already_discarded", "poison_not_replayable",
 )
 
@@ -93,7 +99,67 @@ SCHEMAS: dict[str, Any] = {
             "purged": {"type": "boolean", "description": "in the answer to DELETE"},
         },
     },
-    "BreakerRequest": {
+    "Event": {
+        "type": "object", "additionalProperties": False,
+        "required": ["id", "calendar", "type", "series_master_id", "subject", "start", "end", "is_all_day",
+                     "start_date", "end_date", "zone", "end_zone", "zone_flag", "local_start", "local_end",
+                     "show_as", "is_cancelled", "location", "original_start", "recurrence", "recurrence_flag",
+                     "booking_id"],
+        "properties": {
+            "id": {"type": "string", "description": "the immutable event id"}, "calendar": {"type": "string"},
+            "type": {"oneOf": [{"type": "string", "enum": ["singleInstance", "occurrence", "exception",
+                                                          "seriesMaster"]}, {"type": "null"}]},
+            "series_master_id": _NULLABLE_TEXT, "subject": _NULLABLE_TEXT,
+            "start": {"oneOf": [_TIME, {"type": "null"}]}, "end": {"oneOf": [_TIME, {"type": "null"}]},
+            "is_all_day": {"type": "boolean"},
+            "start_date": {"type": ["string", "null"], "description": "all-day: the first day (YYYY-MM-DD)"},
+            "end_date": {"type": ["string", "null"], "description": "all-day: the day after the last"},
+            "zone": {**_NULLABLE_TEXT, "description": "the event's own zone (IANA)"}, "end_zone": _NULLABLE_TEXT,
+            "zone_flag": {"type": ["string", "null"], "enum": ["custom", "unknown", "missing", None],
+                          "description": "the zone could not be read: times are shown in UTC"},
+            "local_start": {"type": ["string", "null"], "description": "wall clock in zone (no offset)"},
+            "local_end": {"type": ["string", "null"]},
+            "show_as": _NULLABLE_TEXT, "is_cancelled": {"type": "boolean"}, "location": _NULLABLE_TEXT,
+            "original_start": {"oneOf": [_TIME, {"type": "null"}]},
+            "recurrence": {"type": ["object", "null"], "description": "a series master's patternedRecurrence"},
+            "recurrence_flag": {"type": ["string", "null"], "enum": ["unknown_pattern", None]},
+            "booking_id": _NULLABLE_TEXT},
+    },
+    "EventsPage": {
+        "type": "object", "additionalProperties": False, "required": ["events", "next_page"],
+        "properties": {"events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
+                       "next_page": {"type": ["string", "null"]}},
+    },
+        "Availability": {
+        "type": "object", "additionalProperties": False, "required": ["start", "end", "calendars", "busy"],
+        "properties": {
+            "start": _TIME, "end": _TIME, "calendars": {"type": "array", "items": {"type": "string"}},
+            "busy": {"type": "array", "items": {
+                "type": "object", "additionalProperties": False, "required": ["start", "end", "show_as"],
+                "properties": {"start": _TIME, "end": _TIME, "show_as": {
+                    "type": "string", "enum": ["busy", "tentative", "oof", "workingElsewhere"]}}}}},
+    },
+        "Change": {
+        "type": "object", "additionalProperties": False,
+        "required": ["seq", "kind", "calendar", "event", "dedupe", "at"],
+        "properties": {
+            "seq": {"type": "integer", "minimum": 1},
+            "kind": {"type": "string", "enum": ["created", "updated", "deleted", "moved", "left_window",
+                                                "left_calendar"]},
+            "calendar": {"type": "string"}, "event": {"type": "string", "description": "the immutable event id"},
+            "dedupe": {"type": "string", "description": "the same change delivered again has the same key"},
+            "at": {"oneOf": [_TIME, {"type": "null"}]},
+            "to": {"type": "string", "description": "moved: the calendar the event is in now"}},
+    },
+    "ChangesPage": {
+        "type": "object", "additionalProperties": False, "required": ["changes", "cursor", "more", "latest"],
+        "properties": {
+            "changes": {"type": "array", "items": {"$ref": "#/components/schemas/Change"}},
+            "cursor": {"type": "integer", "description": "the next request's cursor"},
+            "more": {"type": "boolean", "description": "more changes follow this page"},
+            "latest": {"type": "integer", "description": "the latest sequence written"}},
+    },
+        "BreakerRequest": {
         "type": "object", "required": ["action"],
         "properties": {"action": {"type": "string", "enum": ["confirm", "reject"],
                                   "description": "confirm: apply the held deletes; reject: keep the events"}},
@@ -270,6 +336,47 @@ PATHS: dict[str, dict[str, Any]] = {
         "responses": {"200": _json("BreakerDecision", "decided"), "400": _error("action is not confirm or reject"),
                       "404": _error("no such account"),
                       "409": _error("nothing is held, or a round is under way (try again in a minute)")}}},
+    "/api/accounts/{account}/events": {"get": {
+        "summary": "The account's events in a range, from the synced store (no Graph call): occurrences as Graph "
+                   "expanded them, in order of start (events longer than eight weeks first)",
+        "security": _KEY,
+        "parameters": [
+            _ACCOUNT_PARAM, *_RANGE_PARAMS,
+            {"name": "calendar", "in": "query", "required": False, "schema": {"type": "string"}},
+            {"name": "limit", "in": "query", "required": False,
+             "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}},
+            {"name": "page", "in": "query", "required": False, "schema": {"type": "string"},
+             "description": "next_page of the previous answer"}],
+        "responses": {"200": _json("EventsPage", "a page (it may be short and still have a next_page)"),
+                      "400": _error("a query parameter is missing or invalid"),
+                      "404": _error("no such account")}}},
+    "/api/accounts/{account}/availability": {"get": {
+        "summary": "Busy intervals merged across calendars, from the synced store (no Graph call): showAs busy, "
+                   "tentative, oof or workingElsewhere, the strongest winning where they overlap; cancelled "
+                   "events and free time left out; all-day events as whole days in their own zone",
+        "security": _KEY,
+        "parameters": [
+            _ACCOUNT_PARAM, *_RANGE_PARAMS,
+            {"name": "calendars", "in": "query", "required": False, "schema": {"type": "string"},
+             "description": "comma-separated calendar ids, each synced (default: every synced calendar)"}],
+        "responses": {"200": _json("Availability", "the busy intervals"),
+                      "400": _error("a query parameter is missing or invalid"),
+                      "404": _error("no such account")}}},
+    "/api/accounts/{account}/changes": {"get": {
+        "summary": "The account's change feed from a cursor: every change once, in commit order, gap-free",
+        "security": _KEY,
+        "parameters": [
+            _ACCOUNT_PARAM,
+            {"name": "cursor", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0,
+                                                                            "default": 0},
+             "description": "the last sequence processed (0: from the start)"},
+            {"name": "limit", "in": "query", "required": False,
+             "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}],
+        "responses": {"200": _json("ChangesPage", "the changes after the cursor"),
+                      "400": _error("cursor or limit is invalid, or the cursor is past the latest change"),
+                      "404": _error("no such account"),
+                      "410": _error("the cursor is older than FEED_RETENTION_DAYS (cursor_expired): resync from "
+                                    "the events API, then follow from the latest sequence")}}},
     "/api/poison": {"get": {
         "summary": "Messages the host gave up on, as the poison table keeps them", "security": _KEY,
         "parameters": [

@@ -33,6 +33,16 @@ class Recipient(msgspec.Struct, frozen=True, rename="camel"):
     email_address: EmailAddress | None = None
 
 
+class ResponseStatus(msgspec.Struct, frozen=True, rename="camel"):
+    response: str = ""
+
+
+class Attendee(msgspec.Struct, frozen=True, rename="camel"):
+    type: str = ""
+    email_address: EmailAddress | None = None
+    status: ResponseStatus | None = None
+
+
 class Location(msgspec.Struct, frozen=True, rename="camel"):
     display_name: str = ""
 
@@ -63,6 +73,7 @@ class GraphEvent(msgspec.Struct, frozen=True, rename="camel"):
     location: Location | None = None
     organizer: Recipient | None = None
     categories: list[str] | None = None
+    attendees: list[Attendee] | None = None
     last_modified_date_time: str | None = None
     change_key: str | None = None
     i_cal_u_id: str | None = msgspec.field(default=None, name="iCalUId")

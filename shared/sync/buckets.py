@@ -12,7 +12,9 @@ index row:
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+
+from shared.sync.window import instant
 
 MAX_BUCKETS = 8
 LONG = "long"
@@ -21,7 +23,7 @@ PREFIX = "tb:"
 
 def bucket_names(start: str | None, end: str | None) -> list[str]:
     """The buckets of an event from ``start`` to ``end`` (UTC instants, "...Z")."""
-    first, last = _moment(start), _moment(end)
+    first, last = instant(start), instant(end)
     if first is None or last is None or last < first:
         return [LONG]
     # The end is exclusive: an event ending at Monday 00:00 does not touch that week.
@@ -38,15 +40,6 @@ def bucket_names(start: str | None, end: str | None) -> list[str]:
 
 def bucket_key(bucket: str, calendar: str, event_id: str) -> str:
     return f"{PREFIX}{bucket}:{calendar}:{event_id}"
-
-
-def _moment(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
-    except ValueError:
-        return None
 
 
 def _monday(moment: datetime) -> datetime:

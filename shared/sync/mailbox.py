@@ -79,6 +79,8 @@ class LeaseState:
     last_notification_round: float | None = None
     drift_changes: int = 0            # changes timer rounds found that no notification announced
     drift_rounds: int = 0
+    feed_floor: int = 1               # the first feed sequence still kept (shared/sync/feed.py)
+    feed_trimmed_at: float | None = None
 
     @classmethod
     def from_row(cls, row: Row | None) -> LeaseState:
@@ -91,7 +93,8 @@ class LeaseState:
                    etag=row.etag if row else None, round_reason=str(data.get("round_reason") or ""),
                    round_found=int(data.get("round_found", 0)),
                    last_notification_round=data.get("last_notification_round"),
-                   drift_changes=int(data.get("drift_changes", 0)), drift_rounds=int(data.get("drift_rounds", 0)))
+                   drift_changes=int(data.get("drift_changes", 0)), drift_rounds=int(data.get("drift_rounds", 0)),
+                   feed_floor=int(data.get("feed_floor", 1)), feed_trimmed_at=data.get("feed_trimmed_at"))
 
     def held_at(self, now: float) -> bool:
         return self.held_by is not None and self.running_until > now

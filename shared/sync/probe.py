@@ -12,7 +12,9 @@ leaves this calendar's view the same way. So before deleting a stored event the 
    nowhere means it went to a calendar that is not synced.
 
 A series that changed is checked too: its occurrences in the window, as Graph lists them now, against those
-stored (a cancelled occurrence is not always reported as removed).
+stored (a cancelled occurrence is not always reported as removed). And delta's occurrences are thin (id,
+type, series master, times: microsoft-graph-docs#7632), so the series masters of a page's thin occurrences
+are read whole (``masters``) to fill them (shared/sync/calendar.py).
 
 Each step goes as JSON batches of at most 20 requests ("Combine multiple HTTP requests using JSON batching",
 https://learn.microsoft.com/en-us/graph/json-batching). Graph evaluates each request of a batch against the
@@ -31,12 +33,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote
 
+import msgspec
 from kiota_abstractions.method import Method
 from kiota_abstractions.request_information import RequestInformation
 from msgraph.graph_service_client import GraphServiceClient
 
 from shared.errors import GraphError, TransientGraphError
 from shared.graph.gateway import IMMUTABLE_IDS, Call, GraphGateway
+from shared.graph.wire import GraphEvent
 from shared.sync.projection import utc_instant_of
 from shared.sync.window import Window
 
@@ -71,6 +75,10 @@ class EventProbe(Protocol):
                           window: Window) -> set[str] | None:
         """The ids of a series' occurrences and exceptions in ``window`` (cancelled ones are not among them);
         None when the series master is gone."""
+        ...
+
+    async def masters(self, account: str, user: str, calendar: str, ids: Sequence[str]) -> dict[str, GraphEvent]:
+        """The series masters of ``ids`` as Graph has them now; one that is gone (or unreadable) is left out."""
         ...
 
 
@@ -141,6 +149,20 @@ class GraphEventProbe:
             next_link = body.get("@odata.nextLink")
             link = next_link if isinstance(next_link, str) and next_link else None
         return ids
+
+    async def masters(self, account: str, user: str, calendar: str, ids: Sequence[str]) -> dict[str, GraphEvent]:
+        # "Get event" (https://learn.microsoft.com/en-us/graph/api/event-get) by the series master's id.
+        user_path = f"/users/{quote(user, safe='')}"
+        answers = await self._get_all(account, calendar, {i: f"{user_path}/events/{quote(i, safe='')}" for i in ids})
+        found: dict[str, GraphEvent] = {}
+        for master_id, (status, body) in answers.items():
+            if status != 200 or not isinstance(body, dict):
+                continue
+            try:
+                found[master_id] = msgspec.json.decode(json.dumps(body).encode(), type=GraphEvent)
+            except msgspec.ValidationError:
+                continue  # not an event as Graph documents it: its occurrences stay thin
+        return found
 
     async def _get_all(self, account: str, calendar: str, urls: dict[str, str]) -> dict[str, tuple[int, Any]]:
         """Every GET answered (status, JSON body), 20 to a batch; throttled ones sent again."""

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,7 @@ from shared.graph.wire import GraphEvent
 from shared.ops.journal import JournalEntry
 from shared.store.ports import MAILBOX, Row, TableOp
 from shared.sync.buckets import LONG, bucket_key, bucket_names
+from shared.sync.calendar import fill_from_master
 from shared.sync.mailbox import EventWrite, LeaseHolder, cursor_key, event_key, staged_removal_key
 from shared.sync.probe import EventProbe
 from shared.sync.projection import StoredEvent, content_hash
@@ -255,6 +256,7 @@ class CalendarRound:
         staged_already = {} if fresh else await self._stored(removed, key=self._staged_key)
         masters = {} if fresh else await self._masters_with_occurrences(
             [i for i in removed if i not in stored and i not in staged_already])
+        series = await self._series_masters(latest.values())
         writes: list[EventWrite] = []
         changed = unchanged = staged = 0
         now = self._services.clock()
@@ -263,7 +265,7 @@ class CalendarRound:
             if current is not None and current.get("tombstone"):
                 if float(current.get("expires", 0)) <= now:
                     current = None  # past retention: as if never stored
-                elif item.is_removed or not await self._beats_tombstone(item, current):
+                elif item.is_removed or not await self._beats_tombstone(item, current, series):
                     continue  # a late copy of a deleted event: the tombstone holds
                 else:
                     current = None  # a later version: the event is back
@@ -279,6 +281,8 @@ class CalendarRound:
                         is_master=current is None or current.get("type") == "seriesMaster")]))
                 continue
             event = StoredEvent.from_graph(self._calendar.id, item)
+            if event.thin and event.series_master_id in series:
+                event = fill_from_master(event, series[event.series_master_id])
             digest = content_hash(event)
             if current is not None and current.get("hash") == digest:
                 unchanged += 1
@@ -295,11 +299,22 @@ class CalendarRound:
             staged += len(masters_seen)
         return writes, (changed, unchanged, staged)
 
-    async def _beats_tombstone(self, item: GraphEvent, tombstone: Row) -> bool:
+    async def _series_masters(self, items: Iterable[GraphEvent]) -> dict[str, StoredEvent]:
+        """The series masters of a page's thin occurrences, read whole from Graph (20 to a JSON batch)."""
+        wanted = sorted({i.series_master_id for i in items if i.series_master_id and not i.is_removed
+                         and i.type == "occurrence" and i.subject is None})
+        if not wanted:
+            return {}
+        found = await self._probe.masters(self._account, self._calendar.user, self._calendar.id, wanted)
+        return {master_id: StoredEvent.from_graph(self._calendar.id, master) for master_id, master in found.items()}
+
+    async def _beats_tombstone(self, item: GraphEvent, tombstone: Row, series: dict[str, StoredEvent]) -> bool:
         """Whether ``item`` is a later version than the deletion (its lastModifiedDateTime, or for a thin
-        occurrence its series master's as stored)."""
+        occurrence its series master's: as Graph answered it in this round, else as stored)."""
         modified = item.last_modified_date_time
-        if modified is None and item.series_master_id:
+        if modified is None and item.series_master_id in series:
+            modified = series[item.series_master_id].last_modified
+        elif modified is None and item.series_master_id:
             master = await self._services.tables.get(MAILBOX, self._account,
                                                      event_key(self._calendar.id, item.series_master_id))
             modified = master.get("last_modified") if master is not None and not master.get("tombstone") else None
@@ -348,7 +363,9 @@ class CalendarRound:
         ops.extend(TableOp.delete(self._account, bucket_key(b, calendar, event_id)) for b in sorted(old - set(buckets)))
         index = {"calendar": calendar, "event": event_id, "start": event.start, "end": event.end,
                  "type": event.type, "show_as": event.show_as, "is_all_day": event.is_all_day,
-                 "is_cancelled": event.is_cancelled, "long": buckets == [LONG]}
+                 "is_cancelled": event.is_cancelled, "long": buckets == [LONG],
+                 # What availability needs of an all-day event: its days in its own zone.
+                 "zone": event.zone, "start_date": event.start_date, "end_date": event.end_date}
         ops.extend(TableOp.upsert(Row(self._account, bucket_key(b, calendar, event_id), index)) for b in buckets)
         if master:
             ops.append(TableOp.upsert(Row(self._account, series_key(calendar, master, event_id), {"event": event_id})))

@@ -26,6 +26,7 @@ from shared.messages import Message, Sync
 from shared.ops.journal import JournalEntry, Outcome
 from shared.store.ports import CALENDARS, Row
 from shared.sync.drift import count_drift
+from shared.sync.feed import trim_feed
 from shared.sync.gate import admit
 from shared.sync.mailbox import LeaseLost, LeaseState, MailboxLease
 from shared.sync.probe import EventProbe
@@ -105,12 +106,13 @@ class EventWriter:
             if origin == "timer" and result.round_started is not None:
                 drift = await count_drift(self.services, account.account, round_started=result.round_started,
                                           found=found, last_notification_round=taken.last_notification_round)
+            trimmed = await trim_feed(self.services, holder, taken)
             now = self.services.clock()
             drifted = {"drift_changes": taken.drift_changes + drift, "drift_rounds": taken.drift_rounds + 1,
                        "last_drift_at": now} if drift else {}
             await holder.release(last_round_started=result.round_started, last_round_completed=now,
                                  last_good_sync=now, rounds=holder.rounds + 1, round_reason="", round_found=0,
-                                 **notified, **drifted)
+                                 **notified, **drifted, **trimmed)
         else:
             await holder.release(round_reason=origin, round_found=found, **notified)
             await self.services.queue.send(Sync(account=account.account, reason="continue"))

@@ -1,8 +1,10 @@
-"""The delta reconciler through the real parts (Azurite, the simulator, msal, msgraph-sdk, the Key Vault
-client): a change whose notification never came is found by the round the timer asks for, and counted as
-drift; a mailbox that is not due costs no Graph request."""
+"""The delta reconciler (and the change feed that reports what it found) through the real parts (Azurite,
+the simulator, msal, msgraph-sdk, the Key Vault client): a change whose notification never came is found by
+the round the timer asks for and counted as drift; a mailbox that is not due costs no Graph request."""
 
 from __future__ import annotations
+
+import json
 
 from shared.connect.connector import FIRST_ROUND_GRACE_SECONDS
 from shared.messages import Subscribe
@@ -10,6 +12,7 @@ from shared.store.ports import MAILBOX
 from shared.subscriptions.worker import SubscriptionWorker
 from shared.sync.drift import drift_total
 from shared.sync.due import BUCKET_SECONDS
+from shared.sync.feed import read_changes
 from shared.sync.reconcile import plan_due
 from shared.wiring import get_auth
 from tests.devstack.webhook import Webhook
@@ -56,5 +59,9 @@ async def test_dropped_notifications_are_found_by_the_reconciler_and_counted_as_
         total = await drift_total(stack.services)
         assert (total.changes, total.rounds) == (1, 1)
         assert stack.sim.state.notification_counts["dropped"] >= 1
+        # The SaaS reading the change feed (through Azurite) sees the change the timer found, once.
+        answer = await read_changes(stack.services, account, {"cursor": "0", "limit": "1000"})
+        created = [c for c in json.loads(answer.body)["changes"] if c["event"] == made]
+        assert [c["kind"] for c in created] == ["created"]
     finally:
         hook.stop()

@@ -12,7 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.graph.wire import decode_page
+import msgspec
+
+from shared.graph.wire import GraphEvent, decode_page
 from shared.sync.probe import GONE, HERE, Located
 from shared.sync.projection import utc_instant_of
 from shared.sync.source import CalendarRef, FetchedPage, Window
@@ -39,6 +41,7 @@ class FakeMailbox:
     extra_items: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # page index -> items added
     loop_at: int | None = None                           # page index whose next link points at itself
     located: list[str] = field(default_factory=list)     # ids the engine asked the probe about
+    series_masters: dict[str, dict[str, Any]] = field(default_factory=dict)  # served by ``masters`` only
 
     def put(self, item: dict[str, Any]) -> None:
         self.events[item["id"]] = item
@@ -85,6 +88,10 @@ class FakeMailbox:
     async def occurrences(self, account: str, user: str, calendar: str, master: str,
                           window: Window) -> set[str] | None:
         return {i for i, e in self.events.items() if e.get("seriesMasterId") == master}
+
+    async def masters(self, account: str, user: str, calendar: str, ids: Sequence[str]) -> dict[str, GraphEvent]:
+        return {i: msgspec.json.decode(json.dumps(self.series_masters[i]).encode(), type=GraphEvent)
+                for i in ids if i in self.series_masters}
 
     # --- pages -----------------------------------------------------------------------------------
 
