@@ -1,6 +1,7 @@
 """calendar: getSchedule against the simulator over HTTPS (raw httpx where the exact JSON matters, msgraph-sdk once):
 schedule items and the availability view of a known layout, a series expanded with a cancelled occurrence left out,
-Prefer: outlook.timezone, who sees subjects, an unknown address, validation errors and permissions.
+Prefer: outlook.timezone, who sees subjects, an unknown address, validation errors, permissions, throttling and the
+request log.
 
 Doc pages: calendar: getSchedule (https://learn.microsoft.com/en-us/graph/api/calendar-getschedule),
 scheduleInformation resource type (https://learn.microsoft.com/en-us/graph/api/resources/scheduleinformation),
@@ -23,7 +24,7 @@ from msgraph.generated.users.item.calendar.get_schedule.get_schedule_post_reques
 
 from tests.devstack.subscribing import app_token
 from tests.devstack.test_events import a_token, raw
-from tests.devstack.world import World
+from tests.devstack.world import CLIENT_ID, World
 
 ALICE, BOB = "alice@fabrikam.test", "bob@fabrikam.test"
 
@@ -229,6 +230,23 @@ def test_permissions_app_only_and_the_users_route(world: World):
     assert answer.json()["value"][0]["scheduleItems"] == [
         {"status": "busy", "start": utc("2030-04-15T12:00:00.0000000"), "end": utc("2030-04-15T13:00:00.0000000")}]
     assert ask(world, app, [ALICE], utc("2030-04-15T09:00:00"), utc("2030-04-15T18:00:00")).status_code == 400
+
+
+def test_counted_in_the_request_log_and_throttled_as_a_read(world: World):
+    """Microsoft Graph service-specific throttling limits (https://learn.microsoft.com/en-us/graph/throttling-limits):
+    getSchedule counts against the app and mailbox's request budget like other reads, not against the write budget
+    (a POST that only reads), and the request log and route counters list it, the 429 included."""
+    token = a_token(world, world.alice)
+    world.control("POST", "throttling", {"requests": 3, "writes": 1})
+    statuses = [ask(world, token, [ALICE], utc("2030-04-15T09:00:00"), utc("2030-04-15T18:00:00")).status_code
+                for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    counters = world.control("GET", "counters")
+    assert counters["routes"]["POST /v1.0/me/calendar/getSchedule"] == 4
+    assert counters["throttled"] == {f"{CLIENT_ID}|{world.alice}": 1}
+    logged = [r["status"] for r in world.control("GET", "requests")["requests"]
+              if r["path"] == "/v1.0/me/calendar/getSchedule"]
+    assert logged == [200, 200, 200, 429]
 
 
 async def test_through_the_sdk(world: World):
