@@ -22,6 +22,7 @@ from aiohttp import web
 from devstack.m365.delta import Deltas
 from devstack.m365.eventdata import Preferences, bad_request, event_json
 from devstack.m365.events import Events, page_options, preferences_applied
+from devstack.m365.eventstore import Event, EventStore
 from devstack.m365.graph import Caller, GraphAuth, async_route, odata_json
 from devstack.m365.series import Occurrence, occurrence_json, occurrences_in, overlaps
 from devstack.m365.state import SimState
@@ -50,6 +51,20 @@ def _instant(text: str) -> float:
     value = re.sub(r"(\.\d{6})\d+", r"\1", text.strip()).replace("Z", "+00:00").replace(" ", "+")
     moment = datetime.fromisoformat(value)
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def in_window(store: EventStore, calendar_id: str, window_start: float, window_end: float
+              ) -> list[Event | Occurrence]:
+    """What calendarView lists for a calendar: single instances, occurrences and exceptions overlapping the window
+    (series expanded, cancelled occurrences and masters left out), in start order."""
+    found: list[Event | Occurrence] = []
+    for key in store.in_calendar(calendar_id):
+        event = store.events[key]
+        if event.props.get("recurrence"):
+            found += occurrences_in(event, window_start, window_end)
+        elif overlaps(event.start, event.end, window_start, window_end):
+            found.append(event)
+    return sorted(found, key=lambda item: item.start)
 
 
 class CalendarViews:
@@ -97,14 +112,7 @@ class CalendarViews:
             store, switches = self.state.events, self.state.switches
 
             def items() -> list[Any]:
-                found: list[Any] = []
-                for key in store.in_calendar(calendar.id):
-                    event = store.events[key]
-                    if event.props.get("recurrence"):
-                        found += occurrences_in(event, *window)
-                    elif overlaps(event.start, event.end, *window):
-                        found.append(event)
-                return sorted(found, key=lambda item: item.start)
+                return in_window(store, calendar.id, *window)
 
             def render(item: Any, prefs: Preferences, select: list[str] | None) -> Any:
                 if isinstance(item, Occurrence):

@@ -22,6 +22,7 @@ from devstack.m365.events import EventOps, Events
 from devstack.m365.graph import Graph, GraphAuth, GraphError, graph_error_response
 from devstack.m365.identity import Identity, Signer
 from devstack.m365.notifications import Notifier
+from devstack.m365.schedule import Schedules
 from devstack.m365.state import LoggedRequest, SimState, new_id
 from devstack.m365.subscriptions import SubscriptionControl, Subscriptions
 from devstack.m365.throttling import gate_middleware
@@ -91,6 +92,7 @@ def build_app(state: SimState, signer: Signer, state_file: Path | None = None,
     events = Events(state, auth, graph, event_ops)
     app.add_routes(events.routes())
     app.add_routes(CalendarViews(state, auth, events).routes())
+    app.add_routes(Schedules(state, auth, graph).routes())
     app.add_routes(EventControl(state, event_ops).routes())
     app.add_routes(subscriptions.routes())
     app.add_routes(Control(state, after_user_action=subscriptions.after_user_action,

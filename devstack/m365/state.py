@@ -155,6 +155,22 @@ class Switches:
     delta_loop_times: int = 1  # ... this many times before moving on
     delta_duplicate_item: bool = False  # the last page repeats the round's first item
     delta_empty_pages: int = 0  # empty pages with a nextLink before the page that carries the deltaLink
+    # --- getSchedule (calendar: getSchedule, https://learn.microsoft.com/en-us/graph/api/calendar-getschedule; Get
+    # free/busy schedule of Outlook calendar users and resources,
+    # https://learn.microsoft.com/en-us/graph/outlook-get-free-busy-schedule) ---
+    # documented: 20 entities at once (a field report, microsoft-graph-docs#7047, was refused only past 100)
+    schedule_max_schedules: int = 20
+    # documented "less than 62 days"; the reported error (microsoft-graph-docs#19703) refuses 63 and allows 62
+    schedule_max_days: int = 62
+    # assumed: an event shown as free is a scheduleItem with status free (the docs list the status, not whether
+    # free events are returned); off leaves it out. Either way it adds nothing busy to availabilityView
+    schedule_free_items: bool = True
+    # reported (msgraph-typescript-typings#428): items with subject and location also carry isMeeting, isRecurring,
+    # isException and isReminderSet, which the scheduleItem resource does not list
+    schedule_item_flags: bool = True
+    # assumed: the simulator keeps no mailboxSettings; every mailbox works Monday to Friday, 08:00 to 17:00 (the
+    # hours of the doc's examples) in this zone
+    working_hours_time_zone: str = "UTC"
 
 
 @dataclass

@@ -26,6 +26,7 @@ from devstack.serving import MAILBOX
 # Outlook resources under a user (the throttling limits page lists event, calendar, calendarGroup, ...).
 MAILBOX_SEGMENTS = frozenset({"calendar", "calendars", "calendargroups", "calendarview", "events", "mailboxsettings"})
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+READ_ACTIONS = frozenset({"getschedule"})  # actions POSTed that only read (calendar: getSchedule)
 _MAILBOX_PATH = re.compile(r"^/v1\.0/(?:me|users/(?P<user>[^/]+))/(?P<segment>[^/]+)")
 
 FAULT_ERRORS: dict[int, tuple[str, str]] = {
@@ -99,6 +100,12 @@ def is_outlook_path(path: str) -> bool:
     """An Outlook request: ``/me/...`` or ``/users/{id}/...`` followed by a mailbox segment."""
     match = _MAILBOX_PATH.match(path)
     return match is not None and match["segment"].lower() in MAILBOX_SEGMENTS
+
+
+def is_write(request: web.Request) -> bool:
+    """What counts against the write budget: a write method, unless the request is an action that only reads."""
+    action = request.path.rstrip("/").rsplit("/", 1)[-1].lower()
+    return request.method in WRITE_METHODS and action not in READ_ACTIONS
 
 
 def throttled_mailbox(state: SimState, auth: GraphAuth, request: web.Request) -> tuple[str, str] | None:
@@ -191,7 +198,7 @@ def gate_middleware(state: SimState, auth: GraphAuth) -> web.middleware:  # type
         if target is not None:
             request[MAILBOX] = target[1]
             try:
-                key = throttle.admit(target[0], target[1], request.method in WRITE_METHODS)
+                key = throttle.admit(target[0], target[1], is_write(request))
             except GraphError as exc:
                 return graph_error_response(request, state, exc)
         try:
