@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import azure.functions as func
 
 from shared import health
-from shared.config import OUTBOUND_QUEUE, SUBSCRIPTIONS_QUEUE, SYNC_QUEUE, poison_queue
+from shared.config import CALLBACKS_QUEUE, OUTBOUND_QUEUE, SUBSCRIPTIONS_QUEUE, SYNC_QUEUE, poison_queue
 from shared.http import HttpResult
 from shared.ops.logging import install_redaction
 from shared.webhook import receiver
@@ -120,6 +120,18 @@ async def breaker(req: func.HttpRequest) -> func.HttpResponse:
     return respond(await breaker_route(get_services(), req.route_params.get("account", ""), req.get_body()))
 
 
+@app.route(route="accounts/{account}/calendars", methods=["GET", "PUT"])
+async def account_calendars(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.sync.calendars import list_calendars, select_calendars
+    from shared.wiring import get_event_writer
+
+    source = get_event_writer().source
+    account = req.route_params.get("account", "")
+    if req.method == "PUT":
+        return respond(await select_calendars(get_services(), source, account, req.get_body()))
+    return respond(await list_calendars(get_services(), source, account))
+
+
 @app.route(route="accounts/{account}/events", methods=["GET"])
 async def account_events(req: func.HttpRequest) -> func.HttpResponse:
     from shared.sync.events_api import list_events
@@ -178,6 +190,16 @@ async def subscription_renewer(timer: func.TimerRequest) -> None:
     await run_renewer(get_services())
 
 
+@app.queue_trigger(arg_name="msg", queue_name=CALLBACKS_QUEUE, connection="AzureWebJobsStorage")
+async def callback_worker(msg: func.QueueMessage) -> None:
+    from shared.dispatch import dispatch
+    from shared.pushes.worker import CallbackWorker
+
+    await dispatch(msg.get_body(), CallbackWorker(get_services()).handle, get_services(),
+                   dequeue_count=msg.dequeue_count,
+                   enqueued_at=msg.insertion_time.timestamp() if msg.insertion_time else None)
+
+
 # The poison handlers: one per queue, on the host's `<queue>-poison` twin (docs/architecture.md, "Poison").
 @app.queue_trigger(arg_name="msg", queue_name=poison_queue(SYNC_QUEUE), connection="AzureWebJobsStorage")
 async def sync_poison(msg: func.QueueMessage) -> None:
@@ -192,6 +214,11 @@ async def subscriptions_poison(msg: func.QueueMessage) -> None:
 @app.queue_trigger(arg_name="msg", queue_name=poison_queue(OUTBOUND_QUEUE), connection="AzureWebJobsStorage")
 async def outbound_poison(msg: func.QueueMessage) -> None:
     await hold_poisoned(OUTBOUND_QUEUE, msg)
+
+
+@app.queue_trigger(arg_name="msg", queue_name=poison_queue(CALLBACKS_QUEUE), connection="AzureWebJobsStorage")
+async def callbacks_poison(msg: func.QueueMessage) -> None:
+    await hold_poisoned(CALLBACKS_QUEUE, msg)
 
 
 async def hold_poisoned(queue: str, msg: func.QueueMessage) -> None:

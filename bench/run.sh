@@ -6,3 +6,4 @@ source "$(dirname "${BASH_SOURCE[0]}")/../devstack/bootstrap.sh"
 .venv/bin/python -m bench.decode
 .venv/bin/python -m bench.sync
 .venv/bin/python -m bench.reconciler
+.venv/bin/python -m bench.readside

@@ -31,7 +31,8 @@ from shared.redaction import register_secret
 SYNC_QUEUE = "sync"
 OUTBOUND_QUEUE = "outbound"
 SUBSCRIPTIONS_QUEUE = "subscriptions"
-QUEUES = (SYNC_QUEUE, OUTBOUND_QUEUE, SUBSCRIPTIONS_QUEUE)
+CALLBACKS_QUEUE = "callbacks"
+QUEUES = (SYNC_QUEUE, OUTBOUND_QUEUE, SUBSCRIPTIONS_QUEUE, CALLBACKS_QUEUE)
 POISON_SUFFIX = "-poison"
 
 
@@ -151,8 +152,14 @@ SETTINGS: tuple[SettingSpec, ...] = (
     _spec("ATTENDEE_POLICY", "none (no invitations go out) or explicit.", default="none"),
     # Optional features: off when absent.
     _spec("SAAS_CALLBACK_URL", "https URL that receives signed change and status callbacks."),
-    _spec("SAAS_CALLBACK_SECRET", "HMAC key of the callbacks.", secret=True),
-    _spec("CALLBACK_REPLAY_WINDOW_SECONDS", "How old a callback signature may be.", default="300"),
+    _spec("SAAS_CALLBACK_SECRET", "Base64 HMAC-SHA256 key (>= 32 bytes) signing the callbacks (docs/callbacks.md).",
+          secret=True),
+    _spec("CALLBACK_REPLAY_WINDOW_SECONDS", "How old a callback signature the SaaS should accept (its check; the "
+          "product signs with the time of sending).", default="300"),
+    _spec("CALLBACK_RETRY_BASE_SECONDS", "First wait before a callback not acknowledged is sent again; it doubles "
+          "each time.", default="10"),
+    _spec("CALLBACK_RETRY_MAX_SECONDS", "Longest wait between two sends of a callback not acknowledged.",
+          default="3600"),
     _spec("SHARED_CALENDARS", "Sync calendars shared with a user (polled, not subscribed).",
           default="false"),
     _spec("SHARED_POLL_MINUTES", "Poll interval of shared calendars.", default="15"),
@@ -197,7 +204,6 @@ class ClientStateKey:
 # and silently ignored. Each entry goes when its feature lands.
 _NOT_BUILT_YET = {
     "PER_CALENDAR_SUBSCRIPTIONS": "per_calendar_subscriptions",
-    "SAAS_CALLBACK_URL": "saas_callback_url",
     "SHARED_CALENDARS": "shared_calendars",
 }
 
@@ -248,6 +254,8 @@ class Settings:
     saas_callback_url: str | None
     saas_callback_secret: bytes | None = field(repr=False)
     callback_replay_window_seconds: int
+    callback_retry_base_seconds: int
+    callback_retry_max_seconds: int
     shared_calendars: bool
     shared_poll_minutes: int
 
@@ -302,8 +310,10 @@ class Settings:
             conflict_policy=r.get("CONFLICT_POLICY", _one_of("saas_wins", "outlook_wins")),
             attendee_policy=r.get("ATTENDEE_POLICY", _one_of("none", "explicit")),
             saas_callback_url=r.get("SAAS_CALLBACK_URL", _https_or_loopback_url),
-            saas_callback_secret=r.get("SAAS_CALLBACK_SECRET", lambda v: v.encode()),
+            saas_callback_secret=r.get("SAAS_CALLBACK_SECRET", lambda v: _decode_key(v, minimum=32)),
             callback_replay_window_seconds=r.get("CALLBACK_REPLAY_WINDOW_SECONDS", _positive_int),
+            callback_retry_base_seconds=r.get("CALLBACK_RETRY_BASE_SECONDS", _positive_int),
+            callback_retry_max_seconds=r.get("CALLBACK_RETRY_MAX_SECONDS", _positive_int),
             shared_calendars=r.get("SHARED_CALENDARS", _bool),
             shared_poll_minutes=r.get("SHARED_POLL_MINUTES", _positive_int),
         )
@@ -317,7 +327,8 @@ class Settings:
             reader.problems.append("CLIENT_SECRET and CLIENT_CERTIFICATE_NAME: set only one of the two "
                                    "(remove the secret once the certificate works)")
         if (values["saas_callback_url"] is None) != (values["saas_callback_secret"] is None) \
-                and not {"SAAS_CALLBACK_URL", "SAAS_CALLBACK_SECRET"} & reader.unresolved:
+                and not {"SAAS_CALLBACK_URL", "SAAS_CALLBACK_SECRET"} & reader.unresolved \
+                and not any(p.startswith("SAAS_CALLBACK_") for p in reader.problems):
             reader.problems.append("SAAS_CALLBACK_URL and SAAS_CALLBACK_SECRET: set both or neither")
         if reader.problems:
             raise ConfigError(reader.problems)

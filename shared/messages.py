@@ -23,7 +23,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar, Literal, get_args
 
-from shared.config import OUTBOUND_QUEUE, SUBSCRIPTIONS_QUEUE, SYNC_QUEUE
+from shared.config import CALLBACKS_QUEUE, OUTBOUND_QUEUE, SUBSCRIPTIONS_QUEUE, SYNC_QUEUE
 from shared.errors import BadMessage
 from shared.ids import is_account_id
 
@@ -108,12 +108,21 @@ class Outbound(Message):
     version: int = 0
 
 
+@dataclass(frozen=True)
+class Callback(Message):
+    """Deliver one outbox row to the SaaS (shared/pushes/worker.py)."""
+
+    kind: ClassVar[str] = "callback"
+    queue: ClassVar[str] = CALLBACKS_QUEUE
+    row: str = ""
+
+
 MESSAGE_TYPES: dict[str, type[Message]] = {
-    cls.kind: cls for cls in (Sync, Subscribe, Renew, Reauthorize, Unsubscribe, Purge, Outbound)
+    cls.kind: cls for cls in (Sync, Subscribe, Renew, Reauthorize, Unsubscribe, Purge, Outbound, Callback)
 }
 
 # Fields that must be non-empty strings beyond `account`.
-_REQUIRED_TEXT = {"subscription", "booking"}
+_REQUIRED_TEXT = {"subscription", "booking", "row"}
 # Envelope fields and their "unset" values, which stay out of the JSON.
 _ENVELOPE: dict[str, object] = {"enqueued_at": None, "throttled": 0}
 

@@ -31,7 +31,7 @@ ERROR_CODES = (
     "return_url_not_allowed", "result_invalid", "result_expired", "result_for_another_account",
     "result_for_another_reference", "account_not_found", "account_disconnected", "connection_expired",
     "mailbox_bound_to_another_reference", "busy", "unsupported_media_type", "invalid_batch",
-    "nothing_held", "round_in_progress", "cursor_expired",
+    "nothing_held", "round_in_progress", "cursor_expired", "account_not_syncing",
     "poison_not_found", "poison_already_replayed", "poison_already_discarded", "poison_not_replayable",
 )
 
@@ -99,7 +99,19 @@ SCHEMAS: dict[str, Any] = {
             "purged": {"type": "boolean", "description": "in the answer to DELETE"},
         },
     },
-    "Event": {
+    "Calendars": {
+        "type": "object", "additionalProperties": False, "required": ["calendars"],
+        "properties": {"calendars": {"type": "array", "items": {
+            "type": "object", "additionalProperties": False, "required": ["id", "name", "primary", "owner", "sync"],
+            "properties": {"id": {"type": "string"}, "name": {"type": "string"}, "primary": {"type": "boolean"},
+                           "owner": _NULLABLE_TEXT, "sync": {"type": "boolean"}}}}},
+    },
+    "CalendarsRequest": {
+        "type": "object", "required": ["calendars"],
+        "properties": {"calendars": {"type": "array", "maxItems": 20, "items": {"type": "string"},
+                                     "description": "ids of owned calendars to sync besides the primary one"}},
+    },
+        "Event": {
         "type": "object", "additionalProperties": False,
         "required": ["id", "calendar", "type", "series_master_id", "subject", "start", "end", "is_all_day",
                      "start_date", "end_date", "zone", "end_zone", "zone_flag", "local_start", "local_end",
@@ -336,6 +348,20 @@ PATHS: dict[str, dict[str, Any]] = {
         "responses": {"200": _json("BreakerDecision", "decided"), "400": _error("action is not confirm or reject"),
                       "404": _error("no such account"),
                       "409": _error("nothing is held, or a round is under way (try again in a minute)")}}},
+    "/api/accounts/{account}/calendars": {
+        "get": {"summary": "The calendars the mailbox owns (asked of Graph) and which of them sync",
+                "security": _KEY, "parameters": [_ACCOUNT_PARAM],
+                "responses": {"200": _json("Calendars", "the calendars"), "404": _error("no such account"),
+                              "409": _error("the account's status does not sync (account_not_syncing)")}},
+        "put": {"summary": "Choose the calendars to sync besides the primary one, which always syncs; a calendar "
+                           "left out stops syncing and its events are reported left_calendar",
+                "security": _KEY, "parameters": [_ACCOUNT_PARAM],
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/CalendarsRequest"}}}},
+                "responses": {"200": _json("Calendars", "the calendars as now chosen"),
+                              "400": _error("not a list of calendar ids the mailbox owns"),
+                              "404": _error("no such account"),
+                              "409": _error("the account's status does not sync (account_not_syncing)")}}},
     "/api/accounts/{account}/events": {"get": {
         "summary": "The account's events in a range, from the synced store (no Graph call): occurrences as Graph "
                    "expanded them, in order of start (events longer than eight weeks first)",

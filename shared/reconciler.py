@@ -5,6 +5,7 @@ whether or not a notification ever comes (docs/architecture.md, "Delta reconcile
 2. Keep quiet mailboxes' refresh tokens alive, once a day (shared/connect/keepalive.py).
 3. Fan out ``sync`` (reason ``timer``) for the accounts due, read from the due-time index
    (shared/sync/reconcile.py).
+4. Queue again the callbacks owed to the SaaS whose message was lost (shared/pushes/worker.py).
 
 Each part is idempotent and independent: one failing is journaled and does not keep the others from
 running; the function then fails so the host logs it.
@@ -23,6 +24,7 @@ from shared.connect.keepalive import KeepAlive, keep_tokens_alive
 from shared.connect.sweep import SweepCounts, sweep_connections
 from shared.context import Services
 from shared.ops.journal import JournalEntry
+from shared.pushes.worker import requeue_unacknowledged
 from shared.sync.reconcile import ReconcilePlan, run_reconcile
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,7 @@ async def run_reconciler(services: Services, vault: TokenVault, broker: TokenBro
     sweep = await _part(services, "sweep_connections", failures, sweep_connections(services, vault))
     keepalive = await _part(services, "keepalive", failures, keep_tokens_alive(services, broker))
     plan = await _part(services, "reconcile", failures, run_reconcile(services))
+    await _part(services, "callbacks", failures, requeue_unacknowledged(services))
     if plan is not None and (plan.due or plan.dropped or plan.backfilled):
         await services.journal.record(None, JournalEntry("reconcile", "ok", counts={
             "due": len(plan.due), "looked_at": plan.looked_at, "dropped": plan.dropped,

@@ -158,6 +158,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     SAAS_CALLBACK_URL: saasCallbackUrl
     SAAS_CALLBACK_SECRET: empty(saasCallbackUrl) ? '' : saasCallbackSecretRef
     CALLBACK_REPLAY_WINDOW_SECONDS: '300'
+    CALLBACK_RETRY_BASE_SECONDS: '10'
+    CALLBACK_RETRY_MAX_SECONDS: '3600'
     SHARED_CALENDARS: 'false'
     SHARED_POLL_MINUTES: '15'
   }

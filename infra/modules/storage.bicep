@@ -9,7 +9,7 @@ param appPrincipalId string
 
 // The product's queues and tables (shared/config.py QUEUES, shared/store/ports.py TABLES); the product
 // also creates them on first use, and the host adds the -poison queues.
-var queueNames = ['sync', 'outbound', 'subscriptions']
+var queueNames = ['sync', 'outbound', 'subscriptions', 'callbacks']
 var tableNames = ['accounts', 'calendars', 'subscriptions', 'mailbox', 'bookings', 'oauthflows', 'journal', 'outbox', 'poison']
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {

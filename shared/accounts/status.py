@@ -1,19 +1,18 @@
 """Status changes and the application alarm: every change is written to the account, the journal
-and an ``outbox`` row the SaaS will hear about (delivery comes with the push issue)."""
+and an ``outbox`` row the SaaS hears about (shared/accounts/outbox.py, docs/callbacks.md)."""
 
 from __future__ import annotations
 
-import json
-import secrets
 from collections.abc import Callable
 from dataclasses import replace
 
 from shared.accounts.model import Account, Status
+from shared.accounts.outbox import owe
 from shared.accounts.repository import AccountRepository
+from shared.api import iso_utc
 from shared.context import Services
 from shared.errors import AccountAuthError, AppAuthError, MailboxUnsupported, StorageConflict
 from shared.ops.journal import JournalEntry
-from shared.store.ports import OUTBOX, Row
 
 APP_ALARM = "alarm"
 
@@ -29,10 +28,9 @@ async def record_status_change(services: Services, before: Status | None, accoun
         "status", "info", stage=account.status.value,
         detail=f"{before.value if before else 'none'} -> {account.status.value}"
                + (f" ({account.reason})" if account.reason else "")))
-    await services.tables.insert(OUTBOX, Row(account.account, f"{int(now * 1_000_000):017d}-{secrets.token_hex(4)}", {
-        "kind": "account_status", "payload": json.dumps({
-            "account": account.account, "external_ref": account.external_ref, "status": account.status.value,
-            "reason": account.reason, "at": now}, sort_keys=True)}))
+    await owe(services, account.account, "account_status", {
+        "account": account.account, "external_ref": account.external_ref, "status": account.status.value,
+        "reason": account.reason, "at": iso_utc(now)})
 
 
 async def set_status(services: Services, account_id: str, status: Status, reason: str | None,

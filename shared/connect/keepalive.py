@@ -6,7 +6,8 @@ mailbox the reconciler rounds every hour uses its token all the time; one whose 
 poisoned sync message, an outage) does not. Once a day the reconciler's timer reads the accounts (one
 pass, pages of a thousand rows), refreshes the token of every live account unused for
 ``TOKEN_KEEPALIVE_DAYS``, and records each token's days left on its account row (written only when the
-whole number changes), so the account API and a support engineer see a token nearing the limit.
+whole number changes), so the account API and a support engineer see a token nearing the limit; one that
+falls to ``WARN_DAYS`` (its refreshes failing) is owed to the SaaS as a ``token_expiring`` callback.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 from dataclasses import dataclass, replace
 
 from shared.accounts.model import Account, Status, TokenUse
+from shared.accounts.outbox import owe
 from shared.accounts.repository import AccountRepository
 from shared.auth.credential import TokenBroker
 from shared.context import Services
@@ -28,6 +30,8 @@ STATE = "keepalive"
 PASS_SECONDS = 24 * 3600
 # Refreshes per timer run; the rest wait for the next run (the pass is not stamped done until none are left).
 MAX_REFRESHES_PER_RUN = 100
+# A token this close to its limit is told to the SaaS (a push: docs/callbacks.md), once, as it crosses it.
+WARN_DAYS = 14
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,11 @@ async def keep_tokens_alive(services: Services, broker: TokenBroker) -> KeepAliv
         lowest = left if lowest is None else min(lowest, left)
         if left != account.token_days_left:
             await services.tables.merge(ACCOUNTS, Row(account.account, "", {"token_days_left": left}))
+            before = account.token_days_left if account.token_days_left is not None else INACTIVITY_DAYS
+            if left <= WARN_DAYS < before:
+                # Refreshing did not help (it failed, or the grant cannot be used): the SaaS hears it once.
+                await owe(services, account.account, "token_expiring", {
+                    "account": account.account, "external_ref": account.external_ref, "days_left": left})
     if not more_left:
         await repo.put_app_state(STATE, {"ran_at": now})
     if refreshed or failed:

@@ -4,9 +4,9 @@ A change counts as drift when a round the reconciler's timer started found it on
 subscription, and no notification-started round (or deferral) came within ``DRIFT_WINDOW_MINUTES``
 before that round: Graph should have told us, and did not (or we lost what it said). Kept per account on
 the lease row (``drift_changes``, ``drift_rounds``, ``last_drift_at``) and in total in the application
-state row ``drift`` of the accounts table, and journaled. A live subscription of the account counts as
-the calendar's: only the primary calendar syncs today, and the account's one subscription is for it
-(with more calendars, per-calendar subscriptions are to be checked per calendar).
+state row ``drift`` of the accounts table, and journaled. Only the primary calendar's changes count: the
+account's subscription is for it (``PER_CALENDAR_SUBSCRIPTIONS`` is not built), and a selected calendar's
+changes are expected to arrive with the reconciler's rounds.
 """
 
 from __future__ import annotations

@@ -39,7 +39,17 @@ class CalendarRef:
     primary: bool = True
 
 
-__all__ = ["CalendarRef", "DeltaSource", "FetchedPage", "GraphDeltaSource", "Window"]
+__all__ = ["CalendarInfo", "CalendarRef", "DeltaSource", "FetchedPage", "GraphDeltaSource", "Window"]
+
+
+@dataclass(frozen=True)
+class CalendarInfo:
+    """A calendar as "List calendars" answers it."""
+
+    id: str
+    name: str
+    primary: bool          # isDefaultCalendar
+    owner: str | None      # the owner's address
 
 
 class DeltaSource(Protocol):
@@ -53,6 +63,10 @@ class DeltaSource(Protocol):
 
     async def primary_calendar(self, account: str, user: str) -> str:
         """The Graph id of the user's primary calendar."""
+        ...
+
+    async def calendars(self, account: str, user: str) -> list[CalendarInfo]:
+        """The user's calendars ("List calendars", https://learn.microsoft.com/en-us/graph/api/user-list-calendars)."""
         ...
 
 
@@ -84,6 +98,29 @@ class GraphDeltaSource:
         if not isinstance(calendar_id, str) or not calendar_id:
             raise ValueError("Graph returned a calendar without an id")
         return calendar_id
+
+    async def calendars(self, account: str, user: str) -> list[CalendarInfo]:
+        found: list[CalendarInfo] = []
+        link: str | None = None
+        while True:
+            url = link
+
+            def build(client: GraphServiceClient, url: str | None = url) -> RequestInformation:
+                builder = client.users.by_user_id(user).calendars
+                if url is not None:
+                    return builder.with_url(url).to_get_request_information()
+                return builder.to_get_request_information()
+
+            body = (await self._gateway.send(Call(account, "calendars"), build)).json_object()
+            for item in body.get("value") or []:
+                if isinstance(item, dict) and isinstance(item.get("id"), str):
+                    owner = (item.get("owner") or {}).get("address") if isinstance(item.get("owner"), dict) else None
+                    found.append(CalendarInfo(item["id"], str(item.get("name") or ""),
+                                              bool(item.get("isDefaultCalendar")), owner))
+            next_link = body.get("@odata.nextLink")
+            if not isinstance(next_link, str) or not next_link:
+                return found
+            link = next_link
 
     async def _fetch(self, account: str, calendar: CalendarRef, build: RequestBuilder) -> FetchedPage:
         response = await self._gateway.send(Call(account, "delta", calendar=calendar.id), build,

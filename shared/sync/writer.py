@@ -16,23 +16,25 @@ round started may not be in that round yet, hence the margin (``DELTA_REPLICATIO
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from enum import Enum
 
 from shared.accounts.model import Account
+from shared.accounts.outbox import owe_changes
 from shared.accounts.status import BREAKER, degraded_reasons
 from shared.context import Services
 from shared.messages import Message, Sync
 from shared.ops.journal import JournalEntry, Outcome
-from shared.store.ports import CALENDARS, Row
+from shared.sync.calendars import deselected_with_data, drop_calendar, synced_calendars
 from shared.sync.drift import count_drift
 from shared.sync.feed import trim_feed
 from shared.sync.gate import admit
-from shared.sync.mailbox import LeaseLost, LeaseState, MailboxLease
+from shared.sync.mailbox import LeaseHolder, LeaseLost, LeaseState, MailboxLease
 from shared.sync.probe import EventProbe
 from shared.sync.removals import clear_breaker_if_none_held
-from shared.sync.rounds import Budget, CalendarRound
-from shared.sync.source import CalendarRef, DeltaSource
+from shared.sync.rounds import Budget, CalendarRound, SliceResult
+from shared.sync.source import DeltaSource
 
 
 class Decision(Enum):
@@ -82,11 +84,8 @@ class EventWriter:
         if holder is None:
             await self._defer(account, message, lease, margin)
             return
-        budget = Budget(settings.slice_max_pages, settings.slice_max_seconds)
         try:
-            calendar = await self._primary_calendar(account)
-            result = await CalendarRound(self.services, holder, self.source, calendar, self.probe).run(
-                budget, full=message.full)
+            result, subscribed_found = await self._round(account, holder, message.full)
         except LeaseLost:
             await self._journal(account, "info", "lease lost to another worker mid-slice; it goes on", {})
             return
@@ -96,7 +95,8 @@ class EventWriter:
         taken = holder.taken or LeaseState.from_row(None)
         # What started the round: a ``continue`` goes on with the round its first slice began.
         origin = taken.round_reason if message.reason == "continue" else message.reason
-        found = taken.round_found + result.changed + result.removed_staged
+        # Drift counts only what a subscription should have announced: the primary calendar's changes.
+        found = taken.round_found + subscribed_found
         notified = {"last_notification_round": self.services.clock()} if message.reason == "notification" else {}
         if result.complete:
             if BREAKER in degraded_reasons(account):
@@ -116,6 +116,9 @@ class EventWriter:
         else:
             await holder.release(round_reason=origin, round_found=found, **notified)
             await self.services.queue.send(Sync(account=account.account, reason="continue"))
+        if holder.feed_next > taken.feed_next:
+            # The SaaS hears "changes up to N" (one pending ping per account: shared/accounts/outbox.py).
+            await owe_changes(self.services, account.account, holder.feed_next - 1)
         await self._journal(account, "ok", "round complete" if result.complete else "slice done; continues",
                             {"pages": result.pages, "changed": result.changed, "unchanged": result.unchanged,
                              "removed_staged": result.removed_staged})
@@ -139,17 +142,38 @@ class EventWriter:
         await self._journal(account, "info", f"deferred ({message.reason}): one wake-up in {margin:.0f} s",
                             {"coalesced": 1})
 
-    async def _primary_calendar(self, account: Account) -> CalendarRef:
-        """The primary calendar's row in ``calendars``, asked of Graph once and kept."""
-        user = account.identity.user
-        tables = self.services.tables
-        async for row in tables.query(CALENDARS, account.account):
-            if row.get("primary"):
-                return CalendarRef(user, row.row, primary=True)
-        calendar_id = await self.source.primary_calendar(account.account, user)
-        await tables.upsert(CALENDARS, Row(account.account, calendar_id, {"primary": True, "owner": user,
-                                                                         "sync": True}))
-        return CalendarRef(user, calendar_id, primary=True)
+    async def _round(self, account: Account, holder: LeaseHolder, full: bool) -> tuple[SliceResult, int]:
+        """One slice over the synced calendars in turn (shared/sync/calendars.py), within one budget; the slice
+        is complete when every calendar's round is. A ``continue`` starts again from the first calendar, whose
+        round, complete already, costs one delta request. Returns the slice's sums and the changes found on the
+        primary calendar (the one the account's subscription covers)."""
+        settings = self.services.settings
+        deadline = time.monotonic() + settings.slice_max_seconds
+        pages_left = settings.slice_max_pages
+        for dropped in await deselected_with_data(self.services, account.account):
+            gone = await drop_calendar(self.services, holder, dropped)
+            await self._journal(account, "ok", f"calendar {dropped} no longer synced: {gone} events left_calendar",
+                                {"left_calendar": gone})
+        calendars = await synced_calendars(self.services, self.source, account)
+        total = SliceResult(True, 0, 0, 0, 0, None)
+        primary_found = 0
+        for calendar in calendars:
+            seconds_left = deadline - time.monotonic()
+            if pages_left <= 0 or seconds_left <= 0:
+                return replace(total, complete=False), primary_found
+            others = [c.id for c in calendars if c.id != calendar.id]
+            result = await CalendarRound(self.services, holder, self.source, calendar, self.probe, others).run(
+                Budget(pages_left, seconds_left), full=full)
+            pages_left -= result.pages
+            if calendar.primary:
+                primary_found = result.changed + result.removed_staged
+            started = [t for t in (total.round_started, result.round_started) if t is not None]
+            total = SliceResult(result.complete, total.pages + result.pages, total.changed + result.changed,
+                                total.unchanged + result.unchanged, total.removed_staged + result.removed_staged,
+                                min(started) if started else None)
+            if not result.complete:
+                return total, primary_found
+        return total, primary_found
 
     async def _journal(self, account: Account, outcome: Outcome, detail: str, counts: dict[str, int]) -> None:
         await self.services.journal.record(account.account, JournalEntry(

@@ -24,6 +24,7 @@ class Received:
     query: dict[str, str]
     content_type: str
     body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def items(self) -> list[dict[str, Any]]:
@@ -75,7 +76,7 @@ class Webhook:
 
     async def _handle(self, request: web.Request) -> web.Response:
         received = Received(request.path, dict(request.query), request.headers.get("Content-Type", ""),
-                            await request.read())
+                            await request.read(), dict(request.headers))
         token = request.query.get("validationToken")
         if token is not None:
             with self._lock:

@@ -161,3 +161,13 @@ class SyncWorld:
 
     async def feed(self) -> list[Row]:
         return await self.rows("feed:")
+
+
+async def connected_world(stack: Any, page_size: int = 5) -> SyncWorld:
+    """A mailbox connected through the real connect flow, its queued first messages drained (the test runs
+    the rounds itself)."""
+    account, confirmed = await stack.connect()
+    assert confirmed.status == 200
+    world = SyncWorld(stack, account, page_size)
+    await world.drain()
+    return world

@@ -14,7 +14,7 @@ import pytest
 
 from shared.sync.events_api import list_events
 from shared.sync.feed import read_changes
-from tests.integration.sync_world import SyncWorld
+from tests.integration.sync_world import SyncWorld, connected_world
 from tests.integration.test_connect_real_clients import (
     ADELE,
     stack,  # noqa: F401
@@ -25,11 +25,7 @@ NEXT_YEAR = datetime.now(UTC).year + 1
 
 @pytest.fixture
 async def world(stack):  # noqa: F811
-    account, confirmed = await stack.connect()
-    assert confirmed.status == 200
-    sync_world = SyncWorld(stack, account, page_size=50)
-    await sync_world.drain()
-    return sync_world
+    return await connected_world(stack, page_size=50)
 
 
 def local(date_time: str, zone: str) -> dict[str, str]:

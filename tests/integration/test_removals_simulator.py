@@ -16,7 +16,7 @@ from shared.accounts.model import Status
 from shared.accounts.repository import AccountRepository
 from shared.messages import Sync
 from shared.sync.breaker import breaker_route
-from tests.integration.sync_world import SyncWorld
+from tests.integration.sync_world import SyncWorld, connected_world
 from tests.integration.test_connect_real_clients import (
     ADELE,
     stack,  # noqa: F401
@@ -25,11 +25,7 @@ from tests.integration.test_connect_real_clients import (
 
 @pytest.fixture
 async def world(stack):  # noqa: F811
-    account, confirmed = await stack.connect()
-    assert confirmed.status == 200
-    sync_world = SyncWorld(stack, account)
-    await sync_world.drain()
-    return sync_world
+    return await connected_world(stack)
 
 
 def kinds(feed) -> list[tuple[str, str]]:

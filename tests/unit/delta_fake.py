@@ -17,7 +17,7 @@ import msgspec
 from shared.graph.wire import GraphEvent, decode_page
 from shared.sync.probe import GONE, HERE, Located
 from shared.sync.projection import utc_instant_of
-from shared.sync.source import CalendarRef, FetchedPage, Window
+from shared.sync.source import CalendarInfo, CalendarRef, FetchedPage, Window
 
 PRIMARY = "AAMkPrimaryCalendar="
 
@@ -71,6 +71,9 @@ class FakeMailbox:
 
     async def primary_calendar(self, account: str, user: str) -> str:
         return PRIMARY
+
+    async def calendars(self, account: str, user: str) -> list[CalendarInfo]:
+        return [CalendarInfo(PRIMARY, "Calendar", True, None)]  # this fake serves one calendar
 
     # --- EventProbe ------------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -147,11 +148,15 @@ def test_a_certificate_name_key_vault_cannot_hold_is_refused():
     assert raised.value.problems[0].startswith("CLIENT_CERTIFICATE_NAME")
 
 
-def test_callbacks_are_refused_until_they_are_built():
+def test_callbacks_need_a_base64_key_of_32_bytes():
     env = sample_values() | {"SAAS_CALLBACK_URL": "https://saas.example.com/hook", "SAAS_CALLBACK_SECRET": "s3cret"}
     with pytest.raises(ConfigError) as raised:
         Settings.from_env(env)
-    assert list(raised.value.problems) == ["SAAS_CALLBACK_URL: not supported yet; leave it empty or false"]
+    assert list(raised.value.problems) == ["SAAS_CALLBACK_SECRET: expected base64"]
+    key = base64.b64encode(b"k" * 32).decode()
+    settings = Settings.from_env(env | {"SAAS_CALLBACK_SECRET": key})
+    assert (settings.callbacks_enabled, settings.saas_callback_secret) == (True, b"k" * 32)
+    assert "k" * 32 not in repr(settings)
 
 
 def test_the_unbuilt_features_off_are_accepted():

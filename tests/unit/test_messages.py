@@ -10,6 +10,7 @@ from shared.errors import BadMessage
 from shared.ids import new_account_id
 from shared.messages import (
     MESSAGE_TYPES,
+    Callback,
     Outbound,
     Reauthorize,
     Renew,
@@ -28,6 +29,7 @@ ACCOUNT = new_account_id()
     Sync(account=ACCOUNT), Sync(account=ACCOUNT, reason="continue", full=True), Subscribe(account=ACCOUNT),
     Renew(account=ACCOUNT, subscription="s1"), Reauthorize(account=ACCOUNT, subscription="s1"),
     Unsubscribe(account=ACCOUNT), Outbound(account=ACCOUNT, booking="b1", version=3),
+    Callback(account=ACCOUNT, row="changes"),
 ])
 def test_every_kind_round_trips(message):
     text = message.to_json()
@@ -40,7 +42,7 @@ def test_every_kind_round_trips(message):
 def test_kinds_map_to_their_queues():
     assert {k: c.queue for k, c in MESSAGE_TYPES.items()} == {
         "sync": "sync", "subscribe": "subscriptions", "renew": "subscriptions", "reauthorize": "subscriptions",
-        "unsubscribe": "subscriptions", "purge": "subscriptions", "outbound": "outbound"}
+        "unsubscribe": "subscriptions", "purge": "subscriptions", "outbound": "outbound", "callback": "callbacks"}
 
 
 @pytest.mark.parametrize(("body", "error"), [

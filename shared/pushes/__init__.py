@@ -1,0 +1,1 @@
+"""Signed callbacks to the SaaS (docs/callbacks.md)."""
