@@ -1,0 +1,236 @@
+"""The demo SaaS page as the product's customer: its POST /callbacks checks each push's signature, follows a
+``changes`` push with GET /changes from its own cursor, and its account page shows what it read, escaped.
+A fake of the product's HTTP API stands in for the app; the pushes are signed here with this file's own
+HMAC code. The connect flow against the real app is tests/e2e."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from devstack.demo_saas import DemoSaas
+
+KEY = "test-function-key"
+SECRET = os.urandom(32)
+ACCOUNT = "acc-1"
+
+
+def signed(body: dict[str, Any], key: bytes = SECRET, at: int | None = None) -> tuple[bytes, dict[str, str]]:
+    """The body as bytes and the X-Signature header the product documents for it."""
+    raw = json.dumps(body).encode()
+    stamp = int(time.time()) if at is None else at
+    digest = hmac.new(key, b"%d." % stamp + raw, hashlib.sha256).hexdigest()
+    return raw, {"X-Signature": f"t={stamp},v1={digest}", "Content-Type": "application/json"}
+
+
+def change(seq: int, kind: str = "updated", **extra: str) -> dict[str, Any]:
+    return {"seq": seq, "kind": kind, "calendar": "cal-1", "event": f"ev-{seq}", "dedupe": f"d-{seq}",
+            "at": "2030-05-06T08:00:00Z", **extra}
+
+
+class FakeProduct:
+    """The product's HTTP API as its documentation describes it, with what the demo page asked of it."""
+
+    def __init__(self) -> None:
+        self.feed: list[dict[str, Any]] = []
+        self.expired = False          # GET /changes answers 410 cursor_expired
+        self.events: list[list[dict[str, Any]]] = [[]]   # pages
+        self.events_down = False      # GET /events answers 503 with an HTML page
+        self.busy: list[dict[str, str]] = []
+        self.asked: list[tuple[str, dict[str, str]]] = []
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._key])
+        app.add_routes([web.get("/api/accounts/{account}", self.account),
+                        web.get("/api/accounts/{account}/events", self.list_events),
+                        web.get("/api/accounts/{account}/availability", self.availability),
+                        web.get("/api/accounts/{account}/changes", self.changes)])
+        return app
+
+    def asked_for(self, tail: str) -> list[dict[str, str]]:
+        return [query for path, query in self.asked if path.endswith(tail)]
+
+    @web.middleware
+    async def _key(self, request: web.Request, handler):
+        if request.headers.get("x-functions-key") != KEY:
+            return web.json_response({"error": {"code": "unauthorized", "message": "no key"}}, status=401)
+        self.asked.append((request.path, dict(request.query)))
+        return await handler(request)
+
+    async def account(self, request: web.Request) -> web.Response:
+        return web.json_response({"account": request.match_info["account"], "status": "active",
+                                  "mailbox": "megan@contoso.test", "consented_at": "2030-05-01T10:00:00Z"})
+
+    async def list_events(self, request: web.Request) -> web.Response:
+        if self.events_down:
+            return web.Response(status=503, text="<html>unavailable</html>", content_type="text/html")
+        index = int(request.query.get("page", "0"))
+        more = index + 1 < len(self.events)
+        return web.json_response({"events": self.events[index], "next_page": str(index + 1) if more else None})
+
+    async def availability(self, request: web.Request) -> web.Response:
+        return web.json_response({"start": request.query["start"], "end": request.query["end"],
+                                  "calendars": ["cal-1"], "busy": self.busy})
+
+    async def changes(self, request: web.Request) -> web.Response:
+        if self.expired:
+            return web.json_response({"error": {"code": "cursor_expired", "message": "past FEED_RETENTION_DAYS",
+                                                "field": "cursor"}}, status=410)
+        cursor = int(request.query["cursor"])
+        after = [c for c in self.feed if c["seq"] > cursor]
+        page = after[:2]  # short pages, as the API may answer
+        return web.json_response({"changes": page, "cursor": page[-1]["seq"] if page else cursor,
+                                  "more": len(after) > len(page), "latest": self.feed[-1]["seq"] if self.feed else 0})
+
+
+@pytest.fixture
+async def product() -> AsyncIterator[tuple[FakeProduct, str]]:
+    fake = FakeProduct()
+    server = TestServer(fake.app())
+    await server.start_server()
+    try:
+        yield fake, str(server.make_url("")).rstrip("/")
+    finally:
+        await server.close()
+
+
+async def serve(saas: DemoSaas) -> TestClient:
+    client = TestClient(TestServer(saas.app()))
+    await client.start_server()
+    return client
+
+
+@pytest.fixture
+async def demo(product) -> AsyncIterator[TestClient]:
+    client = await serve(DemoSaas(product[1], KEY, "http://127.0.0.1:7080", base64.b64encode(SECRET).decode()))
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+async def push(demo: TestClient, raw: bytes, headers: dict[str, str]) -> int:
+    async with demo.post("/callbacks", data=raw, headers=headers) as response:
+        return response.status
+
+
+async def text(demo: TestClient, path: str) -> str:
+    async with demo.get(path) as response:
+        assert response.status == 200, await response.text()
+        return await response.text()
+
+
+async def test_a_signed_changes_push_is_acknowledged_and_the_feed_read_from_the_last_cursor(demo, product):
+    fake, _ = product
+    fake.feed = [change(1, "created"), change(2), change(3, "moved", to="cal-<2>")]
+    assert await push(demo, *signed({"id": "p-1", "type": "changes", "account": ACCOUNT, "cursor": 3})) == 204
+    assert fake.asked_for("/changes") == [{"cursor": "0", "limit": "100"}, {"cursor": "2", "limit": "100"}]
+
+    fake.feed.append(change(4, "deleted"))
+    assert await push(demo, *signed({"id": "p-2", "type": "changes", "account": ACCOUNT, "cursor": 4})) == 204
+    assert [q["cursor"] for q in fake.asked_for("/changes")] == ["0", "2", "3"]   # from the last cursor
+    # The same push again (a retry): nothing new to read.
+    assert await push(demo, *signed({"id": "p-2", "type": "changes", "account": ACCOUNT, "cursor": 4})) == 204
+    assert len(fake.asked_for("/changes")) == 3
+
+    page = await text(demo, f"/accounts/{ACCOUNT}")
+    assert "Cursor: 4" in page
+    for seq, kind in ((1, "created"), (2, "updated"), (3, "moved"), (4, "deleted")):
+        assert f"<tr><td>{seq}</td><td>{kind}</td><td>cal-1</td><td>ev-{seq}</td>" in page
+    assert page.index("<td>4</td><td>deleted</td>") < page.index("<td>1</td><td>created</td>")  # newest first
+    assert "cal-&lt;2&gt;" in page
+    assert "cal-<2>" not in page
+    assert page.count("<td>accepted</td>") == 3
+    assert "read 3 changes, cursor 0 to 3" in page
+    assert "already read up to 4" in page
+
+
+async def test_an_account_status_push_is_kept_without_reading_the_feed(demo, product):
+    fake, _ = product
+    body = {"id": "s-1", "type": "account_status", "account": ACCOUNT, "external_ref": "person-7",
+            "status": "needs_reconnect", "reason": "token_revoked", "at": "2030-05-06T08:00:00Z"}
+    assert await push(demo, *signed(body)) == 204
+    assert fake.asked_for("/changes") == []
+    page = await text(demo, f"/accounts/{ACCOUNT}")
+    assert "<td>needs_reconnect token_revoked</td><td>accepted</td>" in page
+    assert "<td>s-1</td>" in page
+
+
+def wrong_key() -> tuple[bytes, dict[str, str]]:
+    return signed({"id": "x", "type": "changes", "account": ACCOUNT, "cursor": 1}, key=os.urandom(32))
+
+
+def stale() -> tuple[bytes, dict[str, str]]:
+    return signed({"id": "x", "type": "changes", "account": ACCOUNT, "cursor": 1}, at=int(time.time()) - 400)
+
+
+def from_the_future() -> tuple[bytes, dict[str, str]]:
+    return signed({"id": "x", "type": "changes", "account": ACCOUNT, "cursor": 1}, at=int(time.time()) + 400)
+
+
+def unsigned() -> tuple[bytes, dict[str, str]]:
+    raw, _ = signed({"id": "x", "type": "changes", "account": ACCOUNT, "cursor": 1})
+    return raw, {"Content-Type": "application/json"}
+
+
+def altered() -> tuple[bytes, dict[str, str]]:
+    _, headers = signed({"id": "x", "type": "changes", "account": ACCOUNT, "cursor": 1})
+    return json.dumps({"id": "x", "type": "changes", "account": ACCOUNT, "cursor": 2}).encode(), headers
+
+
+def garbled() -> tuple[bytes, dict[str, str]]:
+    raw, headers = signed({"id": "x", "type": "changes", "account": ACCOUNT, "cursor": 1})
+    return raw, {**headers, "X-Signature": headers["X-Signature"].replace("t=", "ts=")}
+
+
+@pytest.mark.parametrize(("make", "why"), [
+    (wrong_key, "signature does not match"), (stale, "timestamp outside the 300 s window"),
+    (from_the_future, "timestamp outside the 300 s window"), (unsigned, "no X-Signature header"),
+    (altered, "signature does not match"), (garbled, "signature does not match")])
+async def test_a_push_that_does_not_verify_is_refused_with_401(demo, product, make, why):
+    fake, _ = product
+    fake.feed = [change(1)]
+    assert await push(demo, *make()) == 401
+    assert fake.asked_for("/changes") == []
+    listed = await text(demo, "/callbacks")
+    assert f"<td>refused: {why}" in listed
+    assert "accepted" not in listed
+    assert "Cursor: 0" in await text(demo, f"/accounts/{ACCOUNT}")
+
+
+@pytest.mark.parametrize("secret", [None, ""])
+async def test_without_a_secret_every_push_is_refused(product, secret):
+    fake, url = product
+    fake.feed = [change(1)]
+    client = await serve(DemoSaas(url, KEY, "http://127.0.0.1:7080", secret))
+    try:   # an empty key would make anyone's HMAC valid
+        assert await push(client, *signed({"id": "x", "type": "changes", "account": ACCOUNT, "cursor": 1},
+                                          key=b"")) == 401
+        assert fake.asked_for("/changes") == []
+        assert "refused: no callback secret configured" in await text(client, "/callbacks")
+    finally:
+        await client.close()
+
+
+async def test_an_expired_cursor_is_reported_and_the_feed_followed_from_the_push(demo, product):
+    fake, _ = product
+    fake.expired = True
+    assert await push(demo, *signed({"id": "p-1", "type": "changes", "account": ACCOUNT, "cursor": 7})) == 204
+    fake.expired, fake.feed = False, [change(7), change(8)]
+    assert await push(demo, *signed({"id": "p-2", "type": "changes", "account": ACCOUNT, "cursor": 8})) == 204
+    assert [q["cursor"] for q in fake.asked_for("/changes")] == ["0", "7"]
+    page = await text(demo, f"/accounts/{ACCOUNT}")
+    assert "410 cursor_expired" in page
+    assert "Cursor: 8" in page
+    assert "<td>8</td><td>updated</td>" in page
+    assert "<td>7</td><td>updated</td>" not in page
