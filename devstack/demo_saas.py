@@ -3,7 +3,8 @@ browser: http://127.0.0.1:7080 creates a connect session (server to server, with
 sends the browser to the link, takes the return URL and confirms the connection for the "logged-in"
 demo user. It plays the role the README's "Connecting calendars" section describes; not deployed.
 
-It also plays the SaaS backend that follows the calendar: ``POST /callbacks`` receives the app's signed
+It also plays the SaaS backend that reads the calendar: the account page shows the next 14 days of events
+and busy intervals from the events and availability APIs, and ``POST /callbacks`` receives the app's signed
 pushes (checked with docs/callbacks.md's function, in demo_verify.py), keeps the last 50 and, on a
 ``changes`` push, reads the change feed from its last cursor for that account. It uses only the HTTP API
 and its documentation, as a customer would: nothing from shared/. All of it is in memory."""
@@ -17,7 +18,7 @@ import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -34,6 +35,8 @@ KEPT_PUSHES = 50
 KEPT_CHANGES = 500         # per account
 CHANGES_LIMIT = 100        # per read of the feed
 MAX_PAGES = 10             # per push (the next push continues from the cursor)
+EVENT_DAYS = 14
+EVENTS_LIMIT = 100
 CALL_SECONDS = 10
 
 
@@ -151,11 +154,42 @@ class DemoSaas:
         status, body = await self._call("GET", _account_path(account))
         if status != 200:
             return _page("Account", _error(body), status=status)
+        start = _now()
+        span = {"start": _iso(start), "end": _iso(start + timedelta(days=EVENT_DAYS))}
+        events, busy = await asyncio.gather(self._events(account, span), self._busy(account, span))
         pushes = [p for p in self.inbox.pushes if p.account == account]
         changes = list(self.inbox.changes.get(account, ()))
         return _page("Account", _describe(body) + f"""
+          <h2>Next {EVENT_DAYS} days</h2>{events}
+          <h2>Busy</h2>{busy}
           <h2>Pushes received</h2>{_pushes(pushes)}
           <h2>Changes read</h2><p>Cursor: {self.inbox.cursors.get(account, 0)}</p>{_changes(changes)}""")
+
+    async def _events(self, account: str, span: dict[str, str]) -> str:
+        """The events API's pages for ``span`` (up to five), as a table."""
+        found: list[dict[str, Any]] = []
+        params = {**span, "limit": str(EVENTS_LIMIT)}
+        page: str | None = None
+        for _ in range(5):
+            status, body = await self._call("GET", _account_path(account, "/events"),
+                                            params={**params, "page": page} if page else params)
+            if status != 200:
+                return _error(body, home=False)
+            found += body.get("events", [])
+            page = body.get("next_page")
+            if not page:
+                break
+        more = f"<p>Only the first {len(found)} are shown.</p>" if page else ""
+        return _table(("Subject", "When", "Type", "Show as"), [
+            ((e.get("subject") or "(no subject)") + (" (cancelled)" if e.get("is_cancelled") else ""),
+             _when(e), e.get("type"), e.get("show_as")) for e in found]) + more
+
+    async def _busy(self, account: str, span: dict[str, str]) -> str:
+        status, body = await self._call("GET", _account_path(account, "/availability"), params=span)
+        if status != 200:
+            return _error(body, home=False)
+        return _table(("From", "To", "Show as"), [(_utc_text(b.get("start")), _utc_text(b.get("end")),
+                                                   b.get("show_as")) for b in body.get("busy", [])])
 
     async def callback(self, request: web.Request) -> web.Response:
         """A push from the app: 204 once its signature verifies (then a ``changes`` push is followed), else 401."""
@@ -295,6 +329,21 @@ def _table(head: tuple[str, ...], rows: list[tuple[object, ...]]) -> str:
     cells = "".join("<tr>" + "".join(f"<td>{html.escape('' if v is None else str(v))}</td>" for v in row) + "</tr>"
                     for row in rows)
     return "<table><tr>" + "".join(f"<th align='left'>{html.escape(h)}</th>" for h in head) + f"</tr>{cells}</table>"
+
+
+def _when(event: dict[str, Any]) -> str:
+    """An event's start as its organizer reads it: the dates when all-day, else the wall clock in its zone."""
+    if event.get("is_all_day") and event.get("start_date"):
+        first = str(event["start_date"])
+        try:
+            last = (date.fromisoformat(str(event["end_date"])) - timedelta(days=1)).isoformat()
+        except (KeyError, TypeError, ValueError):
+            last = first
+        return f"{first} (all day)" if last <= first else f"{first} to {last} (all day)"
+    if not event.get("local_start"):
+        return _utc_text(event.get("start"))
+    local, flag = str(event["local_start"]).replace("T", " ")[:16], event.get("zone_flag")
+    return f"{local} UTC (its zone is {flag})" if flag else f"{local} {event.get('zone') or 'UTC'}"
 
 
 def _utc_text(value: object) -> str:

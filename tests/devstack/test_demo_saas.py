@@ -1,7 +1,7 @@
 """The demo SaaS page as the product's customer: its POST /callbacks checks each push's signature, follows a
-``changes`` push with GET /changes from its own cursor, and its account page shows what it read, escaped.
-A fake of the product's HTTP API stands in for the app; the pushes are signed here with this file's own
-HMAC code. The connect flow against the real app is tests/e2e."""
+``changes`` push with GET /changes from its own cursor, and its account page shows the events API's next
+14 days and the busy intervals, escaped. A fake of the product's HTTP API stands in for the app; the pushes
+are signed here with this file's own HMAC code. The connect flow against the real app is tests/e2e."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import json
 import os
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -234,3 +235,57 @@ async def test_an_expired_cursor_is_reported_and_the_feed_followed_from_the_push
     assert "Cursor: 8" in page
     assert "<td>8</td><td>updated</td>" in page
     assert "<td>7</td><td>updated</td>" not in page
+
+
+def event(subject: str, **fields: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "id": f"id-{subject}", "calendar": "cal-1", "type": "singleInstance", "series_master_id": None,
+        "subject": subject, "start": "2030-05-06T07:30:00Z", "end": "2030-05-06T08:00:00Z", "is_all_day": False,
+        "start_date": None, "end_date": None, "zone": "Europe/Paris", "end_zone": "Europe/Paris",
+        "zone_flag": None, "local_start": "2030-05-06T09:30:00", "local_end": "2030-05-06T10:00:00",
+        "show_as": "busy", "is_cancelled": False, "location": None, "original_start": None, "recurrence": None,
+        "recurrence_flag": None, "booking_id": None}
+    return {**base, **fields}
+
+
+async def test_the_account_page_shows_the_next_two_weeks_of_events_and_busy_time_escaped(demo, product):
+    fake, _ = product
+    fake.events = [
+        [event('<script>alert("x")</script>', type="occurrence", show_as="tentative"),
+         event("Offsite", is_all_day=True, start_date="2030-05-07", end_date="2030-05-09", zone=None,
+               local_start=None, local_end=None, show_as="oof")],
+        [event("Custom zone", zone=None, zone_flag="custom", local_start="2030-05-08T12:00:00"),
+         event("Holiday", is_all_day=True, start_date="2030-05-10", end_date="2030-05-11", show_as="free")]]
+    fake.busy = [{"start": "2030-05-06T07:30:00Z", "end": "2030-05-06T08:00:00Z", "show_as": "tentative"},
+                 {"start": "2030-05-06T22:00:00Z", "end": "2030-05-08T22:00:00Z", "show_as": "<oof>"}]
+    before = datetime.now(UTC)
+    page = await text(demo, f"/accounts/{ACCOUNT}")
+
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
+    assert "<script>" not in page
+    assert "<td>2030-05-06 09:30 Europe/Paris</td><td>occurrence</td><td>tentative</td>" in page
+    assert "<td>Offsite</td><td>2030-05-07 to 2030-05-08 (all day)</td><td>singleInstance</td><td>oof</td>" in page
+    assert "<td>Custom zone</td><td>2030-05-08 12:00 UTC (its zone is custom)</td>" in page   # the second page
+    assert "<td>Holiday</td><td>2030-05-10 (all day)</td>" in page
+    assert "<tr><td>2030-05-06 07:30:00 UTC</td><td>2030-05-06 08:00:00 UTC</td><td>tentative</td></tr>" in page
+    assert "<td>&lt;oof&gt;</td>" in page
+
+    first, second = fake.asked_for("/events")
+    assert second == {**first, "page": "1"}
+    assert first["limit"] == "100"
+    start, end = (datetime.fromisoformat(first[k].replace("Z", "+00:00")) for k in ("start", "end"))
+    assert first["start"].endswith("Z")
+    assert end - start == timedelta(days=14)
+    assert before - timedelta(seconds=1) <= start <= datetime.now(UTC)
+    assert fake.asked_for("/availability") == [{"start": first["start"], "end": first["end"]}]
+
+
+async def test_the_account_page_shows_an_events_error_in_place(demo, product):
+    fake, _ = product
+    fake.events_down = True
+    page = await text(demo, f"/accounts/{ACCOUNT}")
+    assert "megan@contoso.test" in page
+    assert "HTTP 503, not a JSON object" in page
+    assert "unexpected_answer" in page
+    assert "unavailable" not in page
+    assert "<h2>Busy</h2><p>None.</p>" in page
