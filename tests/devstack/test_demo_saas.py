@@ -5,6 +5,7 @@ are signed here with this file's own HMAC code. The connect flow against the rea
 
 from __future__ import annotations
 
+import argparse
 import base64
 import hashlib
 import hmac
@@ -15,10 +16,13 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from devstack.__main__ import StackContext, start_demo_saas, start_pushes
+from devstack.azurite import free_port
 from devstack.demo_saas import DemoSaas
 
 KEY = "test-function-key"
@@ -289,3 +293,39 @@ async def test_the_account_page_shows_an_events_error_in_place(demo, product):
     assert "unexpected_answer" in page
     assert "unavailable" not in page
     assert "<h2>Busy</h2><p>None.</p>" in page
+
+
+async def test_pushes_off_leave_the_app_settings_alone(monkeypatch):
+    monkeypatch.setenv("DEVSTACK_PUSHES", "0")
+    monkeypatch.setenv("SAAS_CALLBACK_URL", "")
+    monkeypatch.setenv("SAAS_CALLBACK_SECRET", "")
+    ctx = StackContext(argparse.Namespace())
+    started = await start_pushes(ctx)
+    assert os.environ["SAAS_CALLBACK_URL"] == os.environ["SAAS_CALLBACK_SECRET"] == ""
+    assert "callback_secret" not in ctx.extra
+    assert "off" in started.lines[0]
+
+
+async def test_pushes_on_give_the_runner_and_the_demo_page_one_secret(monkeypatch, product):
+    fake, url = product
+    fake.feed = [change(1)]
+    port = free_port()
+    monkeypatch.setenv("DEVSTACK_PUSHES", "1")
+    monkeypatch.setenv("DEVSTACK_DEMO_PORT", str(port))
+    monkeypatch.setenv("SAAS_CALLBACK_URL", "")     # restored after the test: start_pushes sets them
+    monkeypatch.setenv("SAAS_CALLBACK_SECRET", "")
+    ctx = StackContext(argparse.Namespace(), extra={"functions_url": url, "function_key": KEY})
+    await start_pushes(ctx)
+    assert os.environ["SAAS_CALLBACK_URL"] == f"http://127.0.0.1:{port}/callbacks"
+    secret = base64.b64decode(os.environ["SAAS_CALLBACK_SECRET"], validate=True)
+    assert len(secret) == 32
+    started = await start_demo_saas(ctx)
+    try:
+        async with aiohttp.ClientSession() as session:
+            for key, expected in ((os.urandom(32), 401), (secret, 204)):
+                raw, headers = signed({"id": "p", "type": "changes", "account": ACCOUNT, "cursor": 1}, key=key)
+                async with session.post(os.environ["SAAS_CALLBACK_URL"], data=raw, headers=headers) as response:
+                    assert response.status == expected
+        assert fake.asked_for("/changes") == [{"cursor": "0", "limit": "100"}]
+    finally:
+        await started.stop()
