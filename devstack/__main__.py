@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import logging
 import os
+import secrets
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -66,6 +68,38 @@ async def start_microsoft_365(ctx: StackContext) -> Started:
     return Started("Microsoft", simulators.describe(), lambda: asyncio.to_thread(simulators.stop))
 
 
+# Pushes: the app's signed callbacks to the demo page's POST /callbacks. OFF until the product sends them
+# (until then it refuses a non-empty SAAS_CALLBACK_URL at start); DEVSTACK_PUSHES=1 or 0 overrides this.
+PUSHES_BY_DEFAULT = False
+
+
+def pushes_enabled(env: Mapping[str, str] | None = None) -> bool:
+    raw = (os.environ if env is None else env).get("DEVSTACK_PUSHES", "").strip().lower()
+    return PUSHES_BY_DEFAULT if raw == "" else raw in ("1", "true", "yes", "on")
+
+
+def demo_port() -> int:
+    return int(os.environ.get("DEVSTACK_DEMO_PORT", DEMO_PORT))
+
+
+async def start_pushes(ctx: StackContext) -> Started:
+    """Before the runner: point the app's SAAS_CALLBACK_URL at the demo page and give both a secret made now.
+
+    App settings are the process environment, which wins over local.settings(.sample).json."""
+    if not pushes_enabled():
+        return Started("Pushes", ["off (DEVSTACK_PUSHES=1 sends them to the demo page)"], _nothing)
+    secret = base64.b64encode(secrets.token_bytes(32)).decode()
+    url = f"http://127.0.0.1:{demo_port()}/callbacks"
+    set_app_setting("SAAS_CALLBACK_URL", url)
+    set_app_setting("SAAS_CALLBACK_SECRET", secret)
+    ctx.extra["callback_secret"] = secret
+    return Started("Pushes", [f"signed callbacks to {url} (a SAAS_CALLBACK_SECRET made at start)"], _nothing)
+
+
+async def _nothing() -> None:
+    return None
+
+
 async def start_runner(ctx: StackContext) -> Started:
     config = RunnerConfig.from_env()
     if ctx.args.port is not None:
@@ -85,17 +119,18 @@ async def start_runner(ctx: StackContext) -> Started:
 
 async def start_demo_saas(ctx: StackContext) -> Started:
     """The demo SaaS page that connects calendars through the app (needs the runner's URL)."""
-    port = int(os.environ.get("DEVSTACK_DEMO_PORT", DEMO_PORT))
-    demo = DemoSaas(ctx.extra["functions_url"], ctx.extra["function_key"], f"http://127.0.0.1:{port}")
+    port = demo_port()
+    demo = DemoSaas(ctx.extra["functions_url"], ctx.extra["function_key"], f"http://127.0.0.1:{port}",
+                    ctx.extra.get("callback_secret"))
     runner = web.AppRunner(demo.app(), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     return Started("Demo SaaS", [f"{demo.public_url}  (open it to connect a calendar)"], runner.cleanup)
 
 
-# The whole stack, in start order. The function runner comes after what the app calls; the demo SaaS
-# page, which calls the app, comes last.
-STACK: list[Starter] = [start_azurite, start_microsoft_365, start_runner, start_demo_saas]
+# The whole stack, in start order. The function runner comes after what the app calls and after the push
+# settings it reads at start; the demo SaaS page, which calls the app, comes last.
+STACK: list[Starter] = [start_azurite, start_microsoft_365, start_pushes, start_runner, start_demo_saas]
 
 
 async def run_stack(ctx: StackContext, starters: list[Starter]) -> int:
