@@ -70,7 +70,7 @@ async def start_microsoft_365(ctx: StackContext) -> Started:
 
 # Pushes: the app's signed callbacks to the demo page's POST /callbacks. OFF until the product sends them
 # (until then it refuses a non-empty SAAS_CALLBACK_URL at start); DEVSTACK_PUSHES=1 or 0 overrides this.
-PUSHES_BY_DEFAULT = False
+PUSHES_BY_DEFAULT = True
 
 
 def pushes_enabled(env: Mapping[str, str] | None = None) -> bool:

@@ -172,3 +172,19 @@ async def test_a_series_without_end_is_stored_as_graph_expands_it_in_the_window(
     assert stored == await world.graph_projection()
     delta_pages = sum(1 for p in calls if "/delta" in p)
     assert sum(1 for p in calls if p.endswith("/$batch")) <= delta_pages  # one master read per page at most
+
+
+async def test_a_custom_zone_event_is_shown_in_utc_and_flagged(world):
+    """Desktop Outlook can write a legacy custom zone, which Graph reports as ``tzone://Microsoft/Custom``
+    ("event resource type", https://learn.microsoft.com/en-us/graph/api/resources/event); the simulator's
+    clients cannot create one, so the test sets the stored zone as that desktop client would have."""
+    made = make(world, subject="Old desktop Outlook", start=local(f"{NEXT_YEAR}-05-10T15:30:00", "UTC"),
+                end=local(f"{NEXT_YEAR}-05-10T16:00:00", "UTC"))
+    stored = world.stack.sim.state.events.find(made)
+    assert stored is not None
+    stored.start_zone = stored.end_zone = "tzone://Microsoft/Custom"
+    await world.sync("connect")
+    (found,) = [e for e in await events(world, f"{NEXT_YEAR}-05-01T00:00:00Z", f"{NEXT_YEAR}-06-01T00:00:00Z")
+                if e["id"] == made]
+    assert (found["zone"], found["zone_flag"], found["local_start"], found["start"]) == (
+        "UTC", "custom", f"{NEXT_YEAR}-05-10T15:30:00", f"{NEXT_YEAR}-05-10T15:30:00Z")

@@ -35,6 +35,7 @@ from shared.messages import Sync
 from shared.sync.availability import availability
 from shared.sync.due import BUCKET_SECONDS
 from shared.sync.events_api import list_events
+from shared.sync.feed import read_changes
 from shared.sync.mailbox import MailboxLease
 from shared.sync.reconcile import plan_due
 from tests.integration.sync_world import SyncWorld
@@ -240,6 +241,17 @@ async def test_randomized_changes_deletes_moves_and_faults(stack, seed):  # noqa
     cursor = (await world.tables.get("mailbox", account, f"cursor:{await world.calendar_id()}")).data
     api = await events_api(stack.services, account, cursor["window_start"], cursor["window_end"])
     assert api == {i: (e["type"], e["subject"], second(e["start"]), second(e["end"])) for i, e in stored.items()}
+    # The change feed through its API from cursor 0, a page at a time: the same rows, once each, in order.
+    read, cursor_at = [], 0
+    while True:
+        page = json.loads((await read_changes(stack.services, account, {"cursor": str(cursor_at),
+                                                                         "limit": "9"})).body)
+        read += [(c["seq"], c["kind"], c["event"], c["dedupe"]) for c in page["changes"]]
+        cursor_at = page["cursor"]
+        if not page["more"]:
+            break
+    rows = await world.feed()
+    assert read == [(int(r.row.split(":")[1]), r.get("kind"), r.get("event"), r.get("dedupe")) for r in rows]
     # Availability over the window: the union of the busy events' times, merged independently here.
     answer = await availability(stack.services, account, {"start": cursor["window_start"],
                                                          "end": cursor["window_end"]})

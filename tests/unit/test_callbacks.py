@@ -171,3 +171,10 @@ async def test_status_changes_and_an_expiring_token_are_owed(services):
     await keep_tokens_alive(services, broker)
     expiring = [json.loads(r.get("payload")) for r in services.tables.rows(OUTBOX) if r.get("kind") == "token_expiring"]
     assert expiring == [{"account": ACCOUNT, "external_ref": "ref-1", "days_left": 10}]
+
+
+def test_the_demo_saas_page_verifies_with_the_documented_example_verbatim():
+    code = re.search(r"```python\n(.*?)```", DOC.read_text(), re.S)
+    assert code is not None
+    demo = (Path(__file__).resolve().parents[2] / "devstack" / "demo_verify.py").read_text()
+    assert code.group(1).strip() in demo
