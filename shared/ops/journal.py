@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from shared.clock import Clock, system_clock
+from shared.ops.logging import JOURNALED_CONTEXT, current_context
 from shared.redaction import redact
 from shared.store.ports import JOURNAL, Row, TableOp, TableStore
 
@@ -65,6 +66,8 @@ class Journal:
         # Inverted time sorts newest first; the random suffix keeps two instances from colliding.
         row_key = f"{_MAX_MICROS - micros:017d}-{secrets.token_hex(4)}"
         data = {k: v for k, v in asdict(entry).items() if v is not None and k not in ("counts", "at")}
+        context = current_context()
+        data.update({k: context[k] for k in JOURNALED_CONTEXT if k in context})  # who, inside a sync round
         if entry.detail:
             data["detail"] = redact(entry.detail)[:_MAX_DETAIL]
         if entry.counts:

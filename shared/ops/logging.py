@@ -17,7 +17,12 @@ from typing import Any
 
 from shared.redaction import redact
 
-CONTEXT_FIELDS = ("invocation", "account", "tenant", "calendar", "stage", "request_id", "client_request_id")
+# ``mailbox``: whose mailbox (the user in the Graph path); ``calendar_owner``: whose calendar; ``acting_user``:
+# whose token made the call. One person for an owned calendar, three for a shared or delegated one.
+CONTEXT_FIELDS = ("invocation", "account", "tenant", "mailbox", "calendar", "calendar_owner", "acting_user", "stage",
+                  "request_id", "client_request_id")
+# The ones the journal copies into each entry recorded inside the block (shared/ops/journal.py).
+JOURNALED_CONTEXT = ("mailbox", "calendar_owner", "acting_user")
 
 _context: ContextVar[dict[str, str]] = ContextVar("log_context", default={})  # noqa: B039 - never mutated
 _installed = False

@@ -39,14 +39,17 @@ DROP_CHUNK = 20  # events per fenced transaction when a deselected calendar's ev
 async def synced_calendars(services: Services, source: DeltaSource, account: Account) -> list[CalendarRef]:
     """The primary calendar first (asked of Graph once and kept), then each selected one."""
     user = account.identity.user
+    address = account.identity.mailbox or account.identity.username or None
     rows = [row async for row in services.tables.query(CALENDARS, account.account)]
-    primary = next((r.row for r in rows if r.get("primary")), None)
+    primary = next((r for r in rows if r.get("primary")), None)
     if primary is None:
-        primary = await source.primary_calendar(account.account, user)
-        await services.tables.upsert(CALENDARS, Row(account.account, primary, {"primary": True, "owner": user,
-                                                                               "sync": True}))
-    others = sorted(r.row for r in rows if not r.get("primary") and r.get("sync"))
-    return [CalendarRef(user, primary, primary=True), *(CalendarRef(user, c, primary=False) for c in others)]
+        primary = Row(account.account, await source.primary_calendar(account.account, user),
+                      {"primary": True, "owner": address, "sync": True})
+        await services.tables.upsert(CALENDARS, primary)
+    others = sorted((r for r in rows if not r.get("primary") and r.get("sync")), key=lambda r: r.row)
+    # An owned calendar: the mailbox's user reads it with their own token.
+    return [CalendarRef(user, r.row, primary=r is primary, owner=str(r.get("owner") or address or "") or None,
+                        acting_user=user) for r in (primary, *others)]
 
 
 async def deselected_with_data(services: Services, account: str) -> list[str]:

@@ -81,6 +81,7 @@ class LeaseState:
     drift_rounds: int = 0
     feed_floor: int = 1               # the first feed sequence still kept (shared/sync/feed.py)
     feed_trimmed_at: float | None = None
+    feed_pinged: int = 0              # the last sequence a "changes" callback was owed for
 
     @classmethod
     def from_row(cls, row: Row | None) -> LeaseState:
@@ -94,7 +95,8 @@ class LeaseState:
                    round_found=int(data.get("round_found", 0)),
                    last_notification_round=data.get("last_notification_round"),
                    drift_changes=int(data.get("drift_changes", 0)), drift_rounds=int(data.get("drift_rounds", 0)),
-                   feed_floor=int(data.get("feed_floor", 1)), feed_trimmed_at=data.get("feed_trimmed_at"))
+                   feed_floor=int(data.get("feed_floor", 1)), feed_trimmed_at=data.get("feed_trimmed_at"),
+                   feed_pinged=int(data.get("feed_pinged", 0)))
 
     def held_at(self, now: float) -> bool:
         return self.held_by is not None and self.running_until > now

@@ -354,7 +354,10 @@ class CalendarRound:
         calendar, event_id = self._calendar.id, event.id
         buckets = bucket_names(event.start, event.end)
         master = event.series_master_id
-        data: dict[str, Any] = {**event.to_data(), "hash": digest, "buckets": ",".join(buckets), "sm": bool(master)}
+        data: dict[str, Any] = {**event.to_data(), "hash": digest, "buckets": ",".join(buckets), "sm": bool(master),
+                                # Who: whose mailbox and calendar, and whose token read it (kept apart).
+                                "mailbox": self._calendar.user, "calendar_owner": self._calendar.owner,
+                                "acting_user": self._calendar.acting_user}
         if stamp is not None:
             data["seen"] = stamp
         row = Row(self._account, event_key(calendar, event_id), data)

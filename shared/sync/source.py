@@ -34,9 +34,11 @@ class CalendarRef:
     """A calendar of the mailbox: its Graph id, and whether it is the user's primary calendar (reached
     through the documented v1.0 path ``/users/{id}/calendarView/delta``)."""
 
-    user: str
+    user: str                       # whose mailbox: the user in the Graph path
     id: str
     primary: bool = True
+    owner: str | None = None        # whose calendar (its owner's address, as "List calendars" names it)
+    acting_user: str | None = None  # whose token reads it (the signed-in user of the account)
 
 
 __all__ = ["CalendarInfo", "CalendarRef", "DeltaSource", "FetchedPage", "GraphDeltaSource", "Window"]

@@ -26,6 +26,7 @@ from shared.accounts.status import BREAKER, degraded_reasons
 from shared.context import Services
 from shared.messages import Message, Sync
 from shared.ops.journal import JournalEntry, Outcome
+from shared.ops.logging import log_context
 from shared.sync.calendars import deselected_with_data, drop_calendar, synced_calendars
 from shared.sync.drift import count_drift
 from shared.sync.feed import trim_feed
@@ -98,6 +99,12 @@ class EventWriter:
         # Drift counts only what a subscription should have announced: the primary calendar's changes.
         found = taken.round_found + subscribed_found
         notified = {"last_notification_round": self.services.clock()} if message.reason == "notification" else {}
+        latest, pinged = holder.feed_next - 1, {}
+        if latest > taken.feed_pinged:
+            # The SaaS hears "changes up to N" (one pending ping per account: shared/accounts/outbox.py). The lease
+            # row remembers what was pinged, so a slice that died before this line pings on its next run.
+            await owe_changes(self.services, account.account, latest)
+            pinged = {"feed_pinged": latest}
         if result.complete:
             if BREAKER in degraded_reasons(account):
                 # A confirming round (or an earlier one whose status write failed) left nothing held.
@@ -112,13 +119,10 @@ class EventWriter:
                        "last_drift_at": now} if drift else {}
             await holder.release(last_round_started=result.round_started, last_round_completed=now,
                                  last_good_sync=now, rounds=holder.rounds + 1, round_reason="", round_found=0,
-                                 **notified, **drifted, **trimmed)
+                                 **notified, **drifted, **trimmed, **pinged)
         else:
-            await holder.release(round_reason=origin, round_found=found, **notified)
+            await holder.release(round_reason=origin, round_found=found, **notified, **pinged)
             await self.services.queue.send(Sync(account=account.account, reason="continue"))
-        if holder.feed_next > taken.feed_next:
-            # The SaaS hears "changes up to N" (one pending ping per account: shared/accounts/outbox.py).
-            await owe_changes(self.services, account.account, holder.feed_next - 1)
         await self._journal(account, "ok", "round complete" if result.complete else "slice done; continues",
                             {"pages": result.pages, "changed": result.changed, "unchanged": result.unchanged,
                              "removed_staged": result.removed_staged})
@@ -162,8 +166,10 @@ class EventWriter:
             if pages_left <= 0 or seconds_left <= 0:
                 return replace(total, complete=False), primary_found
             others = [c.id for c in calendars if c.id != calendar.id]
-            result = await CalendarRound(self.services, holder, self.source, calendar, self.probe, others).run(
-                Budget(pages_left, seconds_left), full=full)
+            with log_context(mailbox=calendar.user, calendar=calendar.id, calendar_owner=calendar.owner,
+                             acting_user=calendar.acting_user):
+                result = await CalendarRound(self.services, holder, self.source, calendar, self.probe,
+                                             others).run(Budget(pages_left, seconds_left), full=full)
             pages_left -= result.pages
             if calendar.primary:
                 primary_found = result.changed + result.removed_staged

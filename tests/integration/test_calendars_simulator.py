@@ -12,7 +12,10 @@ import pytest
 from shared.sync.calendars import list_calendars, select_calendars
 from shared.sync.events_api import list_events
 from tests.integration.sync_world import connected_world
-from tests.integration.test_connect_real_clients import stack  # noqa: F401
+from tests.integration.test_connect_real_clients import (
+    ADELE,
+    stack,  # noqa: F401
+)
 
 
 @pytest.fixture
@@ -45,6 +48,16 @@ async def test_select_sync_move_between_and_deselect_a_calendar(world):
     stored = await world.store_projection()
     assert {stored[i]["calendar"] for i in (stays, travels)} == {primary}
     assert stored[there]["calendar"] == other
+
+    # Who: whose mailbox, whose calendar, whose token, on the event's row and on the round's journal entries.
+    row = await world.tables.get("mailbox", world.account, f"ev:{other}:{there}")
+    assert (row.get("mailbox"), row.get("calendar_owner"), row.get("acting_user")) == (
+        ADELE, "adele@contoso.test", ADELE)
+    entries = [e async for e in world.tables.query("journal", world.account)]
+    delta_calls = [e for e in entries if e.get("operation") == "graph" and e.get("calendar") == other]
+    assert delta_calls
+    assert all((e.get("mailbox"), e.get("calendar_owner"), e.get("acting_user")) == (
+        ADELE, "adele@contoso.test", ADELE) for e in delta_calls)
 
     world.move(travels, other)
     await world.sync("manual")

@@ -178,3 +178,26 @@ def test_the_demo_saas_page_verifies_with_the_documented_example_verbatim():
     assert code is not None
     demo = (Path(__file__).resolve().parents[2] / "devstack" / "demo_verify.py").read_text()
     assert code.group(1).strip() in demo
+
+
+async def test_a_slice_that_dies_before_its_ping_pings_on_its_next_run(services, monkeypatch):
+    from shared.accounts.model import Account, Identity, Status
+    from shared.sync.writer import EventWriter
+
+    await services.tables.upsert("accounts", Account(ACCOUNT, Identity("t", "u", "u@contoso.test"),
+                                                     Status.ACTIVE, 1).to_row())
+    mailbox = FakeMailbox(page_size=50)
+    mailbox.put(event(1))
+
+    async def dies(*args: Any) -> None:
+        raise RuntimeError("worker died")
+
+    monkeypatch.setattr("shared.sync.writer.owe_changes", dies)
+    with pytest.raises(RuntimeError):
+        await EventWriter(services, mailbox, mailbox).handle(Sync(account=ACCOUNT, reason="connect"))
+    assert [r for r in services.tables.rows(OUTBOX) if r.row == "changes"] == []
+    monkeypatch.setattr("shared.sync.writer.owe_changes", owe_changes)
+    services.clock.advance(services.settings.lease_seconds + 1)  # the dead worker's lease runs out
+    await EventWriter(services, mailbox, mailbox).handle(Sync(account=ACCOUNT, reason="continue"))
+    (row,) = [r for r in services.tables.rows(OUTBOX) if r.row == "changes"]
+    assert json.loads(row.get("payload"))["cursor"] == 1
