@@ -120,6 +120,25 @@ async def breaker(req: func.HttpRequest) -> func.HttpResponse:
     return respond(await breaker_route(get_services(), req.route_params.get("account", ""), req.get_body()))
 
 
+@app.route(route="accounts/{account}/bookings/{booking}", methods=["GET", "PUT", "DELETE"])
+async def account_booking(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.bookings.api import cancel_booking, get_booking, put_booking
+
+    account, booking = req.route_params.get("account", ""), req.route_params.get("booking", "")
+    if req.method == "PUT":
+        return respond(await put_booking(get_services(), account, booking, req.get_body()))
+    if req.method == "DELETE":
+        return respond(await cancel_booking(get_services(), account, booking))
+    return respond(await get_booking(get_services(), account, booking))
+
+
+@app.route(route="accounts/{account}/bookings", methods=["GET"])
+async def account_bookings(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.bookings.api import list_bookings
+
+    return respond(await list_bookings(get_services(), req.route_params.get("account", ""), req.params))
+
+
 @app.route(route="accounts/{account}/calendars", methods=["GET", "PUT"])
 async def account_calendars(req: func.HttpRequest) -> func.HttpResponse:
     from shared.sync.calendars import list_calendars, select_calendars

@@ -19,6 +19,9 @@ _ANONYMOUS: list[dict[str, list[str]]] = []
 
 _TIME = {"type": "string", "format": "date-time", "description": "ISO 8601, UTC (ends in Z)"}
 _NULLABLE_TEXT = {"type": ["string", "null"]}
+_BOOKING_PARAM = {"name": "booking", "in": "path", "required": True,
+                  "schema": {"type": "string", "pattern": "^[A-Za-z0-9._~-]{1,128}$"},
+                  "description": "the SaaS's own booking id"}
 # The range of the read-side routes (shared/sync/events_api.py, parse_range).
 _RANGE_PARAMS = (
     {"name": "start", "in": "query", "required": True, "schema": _TIME, "description": "ISO 8601 with Z or an offset"},
@@ -32,6 +35,7 @@ ERROR_CODES = (
     "result_for_another_reference", "account_not_found", "account_disconnected", "connection_expired",
     "mailbox_bound_to_another_reference", "busy", "unsupported_media_type", "invalid_batch",
     "nothing_held", "round_in_progress", "cursor_expired", "account_not_syncing",
+    "booking_not_found", "version_outdated", "version_conflict", "account_not_writable", "attendees_not_allowed",
     "poison_not_found", "poison_already_replayed", "poison_already_discarded", "poison_not_replayable",
 )
 
@@ -99,7 +103,43 @@ SCHEMAS: dict[str, Any] = {
             "purged": {"type": "boolean", "description": "in the answer to DELETE"},
         },
     },
-    "Calendars": {
+    "BookingRequest": {
+        "type": "object", "required": ["version", "subject"],
+        "properties": {
+            "version": {"type": "integer", "minimum": 1}, "subject": {"type": "string", "maxLength": 255},
+            "body": {"type": "string", "maxLength": 32000}, "all_day": {"type": "boolean", "default": False},
+            "start": {"$ref": "#/components/schemas/WallTime"}, "end": {"$ref": "#/components/schemas/WallTime"},
+            "start_date": {"type": "string", "format": "date"},
+            "end_date": {"type": "string", "format": "date", "description": "exclusive"},
+            "location": {"type": "string", "maxLength": 255},
+            "show_as": {"type": "string", "enum": ["free", "tentative", "busy", "oof", "workingElsewhere"],
+                        "default": "busy"},
+            "calendar": {"type": "string", "description": "a calendar of GET .../calendars (default: the primary)"},
+            "attendees": {"type": "array", "items": {"type": "string"},
+                          "description": "refused while ATTENDEE_POLICY is none"}},
+    },
+    "WallTime": {
+        "type": "object", "required": ["dateTime", "timeZone"],
+        "properties": {"dateTime": {"type": "string", "description": "wall clock, no offset"},
+                       "timeZone": {"type": "string", "description": "an IANA or Windows zone name"}},
+    },
+    "Booking": {
+        "type": "object", "additionalProperties": False,
+        "required": ["booking", "account", "version", "status", "desired", "event_id", "attempts", "last_error",
+                     "updated_at"],
+        "properties": {
+            "booking": {"type": "string"}, "account": {"type": "string"}, "version": {"type": "integer"},
+            "status": {"type": "string", "enum": ["pending", "written", "verified", "cancelled", "failed",
+                                                  "needs_reconcile", "conflict"]},
+            "desired": {"type": "object"}, "event_id": _NULLABLE_TEXT, "attempts": {"type": "integer"},
+            "last_error": _NULLABLE_TEXT, "updated_at": {"oneOf": [_TIME, {"type": "null"}]}},
+    },
+    "BookingsPage": {
+        "type": "object", "additionalProperties": False, "required": ["bookings", "next_page"],
+        "properties": {"bookings": {"type": "array", "items": {"$ref": "#/components/schemas/Booking"}},
+                       "next_page": {"type": ["string", "null"]}},
+    },
+        "Calendars": {
         "type": "object", "additionalProperties": False, "required": ["calendars"],
         "properties": {"calendars": {"type": "array", "items": {
             "type": "object", "additionalProperties": False, "required": ["id", "name", "primary", "owner", "sync"],
@@ -348,6 +388,34 @@ PATHS: dict[str, dict[str, Any]] = {
         "responses": {"200": _json("BreakerDecision", "decided"), "400": _error("action is not confirm or reject"),
                       "404": _error("no such account"),
                       "409": _error("nothing is held, or a round is under way (try again in a minute)")}}},
+    "/api/accounts/{account}/bookings/{booking}": {
+        "put": {"summary": "Record the desired state of a booking (a new version); the outbound writer makes it one "
+                           "Outlook event", "security": _KEY, "parameters": [_ACCOUNT_PARAM, _BOOKING_PARAM],
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/BookingRequest"}}}},
+                "responses": {"202": _json("Booking", "recorded and queued"),
+                              "200": _json("Booking", "this version with this state was recorded already"),
+                              "400": _error("a field is invalid (the error names it)"),
+                              "404": _error("no such account"),
+                              "409": _error("an older version, the same version with another state, or an account "
+                                            "whose status does not write")}},
+        "delete": {"summary": "Cancel a booking: its Outlook event goes", "security": _KEY,
+                   "parameters": [_ACCOUNT_PARAM, _BOOKING_PARAM],
+                   "responses": {"202": _json("Booking", "cancellation recorded and queued"),
+                                 "200": _json("Booking", "cancelled already"),
+                                 "404": _error("no such account or booking"),
+                                 "409": _error("the account's status does not write")}},
+        "get": {"summary": "A booking's status", "security": _KEY, "parameters": [_ACCOUNT_PARAM, _BOOKING_PARAM],
+                "responses": {"200": _json("Booking", "the booking"), "404": _error("no such account or booking")}}},
+    "/api/accounts/{account}/bookings": {"get": {
+        "summary": "The account's bookings, by booking id", "security": _KEY,
+        "parameters": [_ACCOUNT_PARAM,
+                       {"name": "limit", "in": "query", "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}},
+                       {"name": "page", "in": "query", "required": False, "schema": {"type": "string"},
+                        "description": "next_page of the previous answer"}],
+        "responses": {"200": _json("BookingsPage", "a page"), "400": _error("limit is invalid"),
+                      "404": _error("no such account")}}},
     "/api/accounts/{account}/calendars": {
         "get": {"summary": "The calendars the mailbox owns (asked of Graph) and which of them sync",
                 "security": _KEY, "parameters": [_ACCOUNT_PARAM],

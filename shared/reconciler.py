@@ -5,7 +5,8 @@ whether or not a notification ever comes (docs/architecture.md, "Delta reconcile
 2. Keep quiet mailboxes' refresh tokens alive, once a day (shared/connect/keepalive.py).
 3. Fan out ``sync`` (reason ``timer``) for the accounts due, read from the due-time index
    (shared/sync/reconcile.py).
-4. Queue again the callbacks owed to the SaaS whose message was lost (shared/pushes/worker.py).
+4. Queue again the callbacks owed to the SaaS whose message was lost (shared/pushes/worker.py), and the
+   bookings recorded whose ``outbound`` message was never sent (shared/bookings/api.py).
 
 Each part is idempotent and independent: one failing is journaled and does not keep the others from
 running; the function then fails so the host logs it.
@@ -20,6 +21,7 @@ from typing import TypeVar
 
 from shared.auth.credential import TokenBroker
 from shared.auth.ports import TokenVault
+from shared.bookings.api import send_unqueued
 from shared.connect.keepalive import KeepAlive, keep_tokens_alive
 from shared.connect.sweep import SweepCounts, sweep_connections
 from shared.context import Services
@@ -45,6 +47,7 @@ async def run_reconciler(services: Services, vault: TokenVault, broker: TokenBro
     keepalive = await _part(services, "keepalive", failures, keep_tokens_alive(services, broker))
     plan = await _part(services, "reconcile", failures, run_reconcile(services))
     await _part(services, "callbacks", failures, requeue_unacknowledged(services))
+    await _part(services, "bookings", failures, send_unqueued(services))
     if plan is not None and (plan.due or plan.dropped or plan.backfilled):
         await services.journal.record(None, JournalEntry("reconcile", "ok", counts={
             "due": len(plan.due), "looked_at": plan.looked_at, "dropped": plan.dropped,

@@ -67,3 +67,28 @@ async def test_health_details_tell_the_reconcilers_last_run_and_total_drift(app_
     assert (body["reconciler"]["drift_changes"], body["reconciler"]["drift_rounds"]) == (0, 0)
     schema = {"$ref": "#/components/schemas/HealthDetails", "components": {"schemas": SCHEMAS}}
     jsonschema.validate(body, schema, cls=jsonschema.Draft202012Validator)
+
+
+async def test_a_booking_through_its_trigger_is_stored_in_azurite_and_queued(app_env):
+    from shared.accounts.model import Account, Identity, Status
+    from shared.accounts.repository import AccountRepository
+    from shared.ids import new_account_id
+    from shared.messages import Outbound, parse_message
+
+    services = get_services()
+    account = new_account_id()
+    await AccountRepository(services.tables).create(
+        Account(account, Identity("t", "u", "u@contoso.test"), Status.ACTIVE, 1))
+    body = {"version": 1, "subject": "Haircut", "start": {"dateTime": "2026-12-10T09:00:00", "timeZone": "UTC"},
+            "end": {"dateTime": "2026-12-10T09:30:00", "timeZone": "UTC"}}
+    put = func.HttpRequest(method="PUT", url=f"http://localhost:7071/api/accounts/{account}/bookings/b-1",
+                           headers={"content-type": "application/json"}, params={},
+                           route_params={"account": account, "booking": "b-1"}, body=json.dumps(body).encode())
+    answer = await function_app.account_booking(put)
+    assert answer.status_code == 202, answer.get_body()
+    get = func.HttpRequest(method="GET", url=f"http://localhost:7071/api/accounts/{account}/bookings/b-1",
+                           headers={}, params={}, route_params={"account": account, "booking": "b-1"}, body=b"")
+    read = json.loads((await function_app.account_booking(get)).get_body())
+    assert (read["status"], read["desired"]["subject"]) == ("pending", "Haircut")
+    queued = [parse_message(b) for b in await services.queue.peek("outbound")]
+    assert Outbound(account=account, booking="b-1", version=1) in queued

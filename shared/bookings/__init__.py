@@ -1,0 +1,1 @@
+"""Bookings: what the SaaS wants in Outlook (docs/architecture.md, "Bookings")."""
