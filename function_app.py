@@ -219,6 +219,17 @@ async def callback_worker(msg: func.QueueMessage) -> None:
                    enqueued_at=msg.insertion_time.timestamp() if msg.insertion_time else None)
 
 
+@app.queue_trigger(arg_name="msg", queue_name=OUTBOUND_QUEUE, connection="AzureWebJobsStorage")
+async def outbound_writer(msg: func.QueueMessage) -> None:
+    from shared.bookings.writer import OutboundWriter
+    from shared.dispatch import dispatch
+    from shared.wiring import get_auth
+
+    await dispatch(msg.get_body(), OutboundWriter(get_services(), get_auth().gateway).handle, get_services(),
+                   dequeue_count=msg.dequeue_count,
+                   enqueued_at=msg.insertion_time.timestamp() if msg.insertion_time else None)
+
+
 # The poison handlers: one per queue, on the host's `<queue>-poison` twin (docs/architecture.md, "Poison").
 @app.queue_trigger(arg_name="msg", queue_name=poison_queue(SYNC_QUEUE), connection="AzureWebJobsStorage")
 async def sync_poison(msg: func.QueueMessage) -> None:

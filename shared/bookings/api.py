@@ -10,8 +10,7 @@ Rows ``bookings / {account} / {booking}``: the desired state (JSON), ``version``
 a later version is still recognised by Graph; "Create event", https://learn.microsoft.com/en-us/graph/api/user-post-events),
 the Outlook event id, attempts and the last error. An ``unqueued / {account}|{booking}`` row is written
 first and deleted once the ``outbound`` message is sent: the reconciler's timer sends what a crash left
-unqueued. The outbound writer that turns these into Outlook events is the next slice of this work: until
-it lands a booking stays ``pending``.
+unqueued. The outbound writer (shared/bookings/writer.py) turns each into one verified Outlook event.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The bookings API (shared/bookings/api.py) on in-memory parts: the desired state recorded before the
 ``outbound`` message, versions, idempotency, cancellation, validation naming the field, the status matrix,
-and the reconciler sending what a crash left unqueued. (The outbound writer is the next slice.)"""
+and the reconciler sending what a crash left unqueued. The writer, through the simulator:
+tests/integration/test_outbound_simulator.py."""
 
 from __future__ import annotations
 

@@ -1,0 +1,82 @@
+"""The outbound writer through the real parts against the simulator: a booking becomes one verified Outlook
+event, follows an update, survives a create whose answer was lost (found again by its extended property,
+never created twice), and goes when cancelled; no invitation is sent ("Create event",
+https://learn.microsoft.com/en-us/graph/api/user-post-events)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shared.bookings.api import cancel_booking, get_booking, put_booking
+from shared.bookings.writer import OutboundWriter
+from shared.messages import Outbound
+from tests.integration.sync_world import SyncWorld, connected_world
+from tests.integration.test_connect_real_clients import stack  # noqa: F401
+
+
+@pytest.fixture
+async def world(stack):  # noqa: F811
+    return await connected_world(stack)
+
+
+def booking(version: int, subject: str) -> bytes:
+    start = (datetime.now(UTC) + timedelta(days=3)).replace(hour=9, minute=0, second=0, microsecond=0)
+    wall = "%Y-%m-%dT%H:%M:%S"
+    return json.dumps({"version": version, "subject": subject,
+                       "start": {"dateTime": start.strftime(wall), "timeZone": "W. Europe Standard Time"},
+                       "end": {"dateTime": (start + timedelta(minutes=45)).strftime(wall),
+                               "timeZone": "W. Europe Standard Time"}}).encode()
+
+
+async def status(world: SyncWorld, booking_id: str) -> dict:
+    return json.loads((await get_booking(world.stack.services, world.account, booking_id)).body)
+
+
+async def in_outlook(world: SyncWorld, subject: str) -> list[dict]:
+    return [e for e in (await world.graph_projection()).values() if e["subject"] == subject]
+
+
+async def test_a_booking_becomes_one_verified_event_follows_an_update_and_goes_when_cancelled(world):
+    await world.sync("connect")  # the primary calendar is known
+    writer = OutboundWriter(world.stack.services, world.gateway)
+    services = world.stack.services
+    assert (await put_booking(services, world.account, "b-1", booking(1, "Haircut"))).status == 202
+    await writer.handle(Outbound(account=world.account, booking="b-1", version=1))
+    await writer.handle(Outbound(account=world.account, booking="b-1", version=1))  # delivered twice
+    done = await status(world, "b-1")
+    assert (done["status"], done["attempts"]) == ("verified", 2)
+    (event,) = await in_outlook(world, "Haircut")
+    assert event["id"] == done["event_id"]
+    assert event["zone"] == "Europe/Berlin"
+    assert event["local_start"].endswith("T09:00:00")
+    assert sum(world.stack.sim.state.invitations.values()) == 0  # attendee-safe: no invitation went out
+
+    assert (await put_booking(services, world.account, "b-1", booking(2, "Haircut and colour"))).status == 202
+    await writer.handle(Outbound(account=world.account, booking="b-1", version=1))  # stale: skipped
+    await writer.handle(Outbound(account=world.account, booking="b-1", version=2))
+    assert await in_outlook(world, "Haircut") == []
+    (moved,) = await in_outlook(world, "Haircut and colour")
+    assert moved["id"] == done["event_id"]
+
+    assert (await cancel_booking(services, world.account, "b-1")).status == 202
+    await writer.handle(Outbound(account=world.account, booking="b-1", version=2))
+    assert (await status(world, "b-1"))["status"] == "cancelled"
+    assert await in_outlook(world, "Haircut and colour") == []
+
+
+async def test_a_create_whose_answer_was_lost_is_found_again_not_duplicated(world):
+    await world.sync("connect")
+    writer = OutboundWriter(world.stack.services, world.gateway)
+    assert (await put_booking(world.stack.services, world.account, "b-2", booking(1, "Lost answer"))).status == 202
+    world.stack.control("faults", {"path": "*/calendars/*/events", "method": "POST", "status": "timeout",
+                                   "after": True, "count": 1, "seconds": 1})
+    with pytest.raises(Exception):  # noqa: B017, PT011 - the host retries whatever the transport raised
+        await writer.handle(Outbound(account=world.account, booking="b-2", version=1))
+    await writer.handle(Outbound(account=world.account, booking="b-2", version=1))  # the queue's retry
+    done = await status(world, "b-2")
+    assert done["status"] == "verified"
+    (event,) = await in_outlook(world, "Lost answer")
+    assert event["id"] == done["event_id"]
