@@ -143,6 +143,16 @@ async def send_unqueued(services: Services) -> int:
     return sent
 
 
+async def requeue_pending(services: Services, account: str) -> int:
+    """Queue again every ``pending`` booking of an account (a reconnect: they waited while it could not write)."""
+    sent = 0
+    async for row in services.tables.query(BOOKINGS, account):
+        if row.get("status") == "pending":
+            await services.queue.send(Outbound(account=account, booking=row.row, version=int(row.get("version", 0))))
+            sent += 1
+    return sent
+
+
 # --- recording -----------------------------------------------------------------------------------------
 
 

@@ -30,6 +30,7 @@ from shared.accounts.repository import AccountRepository
 from shared.accounts.status import raise_app_alarm, record_status_change, set_status
 from shared.api import RequestError, boolean, error_result, iso_utc, json_object, optional_text, text
 from shared.auth.ports import IdentityProvider, MailboxDirectory, TokenVault
+from shared.bookings.api import requeue_pending
 from shared.context import Services
 from shared.errors import (
     AccountAuthError,
@@ -334,6 +335,8 @@ class Connector:
         await self.repo.delete_generation(live.account, pending.generation)
         await self.services.queue.send(Subscribe(account=live.account))
         await self.services.queue.send(Sync(account=live.account, reason="connect", full=True))
+        if previous.generation:
+            await requeue_pending(self.services, live.account)  # bookings that waited for the reconnect
         kind = "reconnect" if previous.generation else "connect"
         await self.services.journal.record(live.account, JournalEntry(
             kind, "ok", stage="confirm", counts={"generation": live.generation}))

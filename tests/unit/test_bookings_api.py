@@ -141,3 +141,13 @@ async def test_a_crash_before_the_message_is_repaired_by_the_reconciler(world, m
     assert await send_unqueued(w.services) == 1
     assert outbound(w) == [Outbound(account=account, booking="b-1", version=1)]
     assert await send_unqueued(w.services) == 0
+
+
+async def test_bookings_that_waited_for_a_reconnect_are_queued_again_by_it(world):
+    w, account = world
+    await put(w, account, "b-1", BOOKING)                     # queued, not yet written
+    await set_status(w.services, account, Status.NEEDS_RECONNECT, "invalid_grant")
+    w.services.queue.clear("outbound")  # the writer left it pending
+    _, token = await w.sign_in()
+    assert (await w.confirm(account, token)).status == 200
+    assert outbound(w) == [Outbound(account=account, booking="b-1", version=1)]
