@@ -147,7 +147,8 @@ class OutboundWriter:
                          status=409, code="primary_calendar_unknown")
 
     async def _merge(self, row: Row, **data: Any) -> None:
-        await self.services.tables.merge(BOOKINGS, Row(row.partition, row.row, data))
+        await self.services.tables.merge(BOOKINGS, Row(row.partition, row.row,
+                                                       {**data, "updated_at": self.services.clock()}))
 
     async def _journal(self, account: str, outcome: Any, detail: str) -> None:
         await self.services.journal.record(account, JournalEntry("outbound", outcome, detail=detail))
