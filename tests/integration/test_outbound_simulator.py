@@ -80,3 +80,20 @@ async def test_a_create_whose_answer_was_lost_is_found_again_not_duplicated(worl
     assert done["status"] == "verified"
     (event,) = await in_outlook(world, "Lost answer")
     assert event["id"] == done["event_id"]
+
+
+async def test_a_created_event_that_cannot_be_read_back_is_found_by_its_property(world):
+    """201, then 404 on the read-back (reported: "created id cannot be found"; the simulator's "hidden"
+    fault): the writer looks the event up by the booking's extended property and verifies that one."""
+    await world.sync("connect")
+    writer = OutboundWriter(world.stack.services, world.gateway)
+    assert (await put_booking(world.stack.services, world.account, "b-3", booking(1, "Hidden"))).status == 202
+    world.stack.control("faults", {"path": "*/calendars/*/events", "method": "POST", "status": "hidden",
+                                   "reads": 1})
+    await writer.handle(Outbound(account=world.account, booking="b-3", version=1))
+    done = await status(world, "b-3")
+    (event,) = await in_outlook(world, "Hidden")
+    assert (done["status"], done["event_id"], done["attempts"]) == ("verified", event["id"], 1)
+    misses = [r for r in world.stack.sim.state.requests if r.method == "GET" and r.status == 404
+              and r.path.endswith(event["id"])]
+    assert len(misses) == 1  # the read-back did miss it
