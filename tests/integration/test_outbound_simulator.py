@@ -97,3 +97,29 @@ async def test_a_created_event_that_cannot_be_read_back_is_found_by_its_property
     misses = [r for r in world.stack.sim.state.requests if r.method == "GET" and r.status == 404
               and r.path.endswith(event["id"])]
     assert len(misses) == 1  # the read-back did miss it
+
+
+async def test_throttling_and_unavailability_storms_end_in_one_event(world):
+    """429s on the create are waited out inside the call (a 429 is refused before any work: "Microsoft Graph
+    throttling guidance", https://learn.microsoft.com/en-us/graph/throttling); a 503 is not retried inline (a
+    create might have happened), the queue's retry looks for the event first, then creates it once."""
+    await world.sync("connect")
+    writer = OutboundWriter(world.stack.services, world.gateway)
+    services = world.stack.services
+    assert (await put_booking(services, world.account, "b-4", booking(1, "Throttled"))).status == 202
+    world.stack.control("faults", {"path": "*/calendars/*/events", "method": "POST", "status": 429, "count": 3,
+                                   "retryAfter": 0})
+    await writer.handle(Outbound(account=world.account, booking="b-4", version=1))
+    assert (await status(world, "b-4"))["status"] == "verified"
+    assert len(await in_outlook(world, "Throttled")) == 1
+    assert sum(1 for r in world.stack.sim.state.requests if r.method == "POST" and r.status == 429) == 3
+
+    assert (await put_booking(services, world.account, "b-5", booking(1, "Unavailable"))).status == 202
+    world.stack.control("faults", {"path": "*/calendars/*/events", "method": "POST", "status": 503, "count": 1})
+    with pytest.raises(Exception):  # noqa: B017, PT011 - the queue retries it
+        await writer.handle(Outbound(account=world.account, booking="b-5", version=1))
+    await writer.handle(Outbound(account=world.account, booking="b-5", version=1))
+    done = await status(world, "b-5")
+    assert (done["status"], done["attempts"]) == ("verified", 2)
+    assert len(await in_outlook(world, "Unavailable")) == 1
+    assert sum(1 for r in world.stack.sim.state.requests if r.method == "POST" and r.status == 503) == 1
