@@ -123,3 +123,34 @@ async def test_throttling_and_unavailability_storms_end_in_one_event(world):
     assert (done["status"], done["attempts"]) == ("verified", 2)
     assert len(await in_outlook(world, "Unavailable")) == 1
     assert sum(1 for r in world.stack.sim.state.requests if r.method == "POST" and r.status == 503) == 1
+
+
+async def test_versions_out_of_order_and_a_worker_killed_after_the_create(world, monkeypatch):
+    await world.sync("connect")
+    writer = OutboundWriter(world.stack.services, world.gateway)
+    services = world.stack.services
+    # Version 3 is handled before version 2's message: 2 is stale and changes nothing.
+    assert (await put_booking(services, world.account, "b-6", booking(2, "Second"))).status == 202
+    assert (await put_booking(services, world.account, "b-6", booking(3, "Third"))).status == 202
+    await writer.handle(Outbound(account=world.account, booking="b-6", version=3))
+    await writer.handle(Outbound(account=world.account, booking="b-6", version=2))
+    assert [e["subject"] for e in await in_outlook(world, "Third")] == ["Third"]
+    assert await in_outlook(world, "Second") == []
+
+    # The worker dies after Graph created the event, before the event id was recorded.
+    assert (await put_booking(services, world.account, "b-7", booking(1, "Killed"))).status == 202
+    merge = OutboundWriter._merge
+
+    async def dies_on_written(self, row, **data):
+        if data.get("status") == "written":
+            raise SystemExit("worker killed")
+        await merge(self, row, **data)
+
+    monkeypatch.setattr(OutboundWriter, "_merge", dies_on_written)
+    with pytest.raises(SystemExit):
+        await writer.handle(Outbound(account=world.account, booking="b-7", version=1))
+    monkeypatch.undo()
+    await writer.handle(Outbound(account=world.account, booking="b-7", version=1))  # the message comes back
+    done = await status(world, "b-7")
+    (event,) = await in_outlook(world, "Killed")
+    assert (done["status"], done["event_id"]) == ("verified", event["id"])
