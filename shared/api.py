@@ -88,3 +88,14 @@ def query_boolean(params: Mapping[str, str], name: str, default: bool) -> bool:
     if value.lower() in ("true", "false"):
         return value.lower() == "true"
     raise RequestError(400, "invalid_field", f"{name} must be true or false", name)
+
+
+def query_whole(params: Mapping[str, str], name: str, *, default: int, low: int, high: int | None = None) -> int:
+    """A whole-number query parameter within [low, high] (no upper bound when ``high`` is None)."""
+    value = params.get(name)
+    if value is None or value == "":
+        return default
+    if not value.isdigit() or int(value) < low or (high is not None and int(value) > high):
+        bounds = f"from {low} to {high}" if high is not None else f"of at least {low}"
+        raise RequestError(400, "invalid_field", f"{name} must be a whole number {bounds}", name)
+    return int(value)

@@ -24,7 +24,7 @@ from datetime import date, datetime
 from typing import Any
 
 from shared.accounts.repository import AccountRepository
-from shared.api import RequestError, iso_utc, json_object
+from shared.api import RequestError, iso_utc, json_object, query_whole
 from shared.context import Services
 from shared.http import HttpResult, json_result
 from shared.messages import Outbound
@@ -102,13 +102,10 @@ async def get_booking(services: Services, account_id: str, booking_id: str) -> H
 async def list_bookings(services: Services, account_id: str, params: Mapping[str, str]) -> HttpResult:
     try:
         await _account(services, account_id)
-        limit_text = params.get("limit") or "100"
-        if not limit_text.isdigit() or not 1 <= int(limit_text) <= 500:
-            raise RequestError(400, "invalid_field", "limit must be a whole number from 1 to 500", "limit")
+        limit = query_whole(params, "limit", default=100, low=1, high=500)
         after = params.get("page") or None
     except RequestError as exc:
         return exc.result()
-    limit = int(limit_text)
     rows = [row async for row in services.tables.query(BOOKINGS, account_id, start=(after + "\x00") if after else None,
                                                        limit=limit + 1)]
     page = rows[:limit]

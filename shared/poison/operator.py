@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
 from shared.accounts.status import clear_degraded_reason
-from shared.api import RequestError
+from shared.api import RequestError, query_whole
 from shared.config import QUEUES
 from shared.context import Services
 from shared.errors import BadMessage, StorageConflict
@@ -187,8 +187,6 @@ def parse_filters(params: dict[str, str]) -> dict[str, object]:
     state = params.get("state") or HELD
     if state not in STATES:
         raise RequestError(400, "invalid_field", f"state must be one of {', '.join(STATES)}", "state")
-    limit_text = params.get("limit") or "50"
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= 200:
-        raise RequestError(400, "invalid_field", "limit must be a whole number from 1 to 200", "limit")
-    return {"queue": queue, "account": account, "state": state, "limit": int(limit_text),
+    limit = query_whole(params, "limit", default=50, low=1, high=200)
+    return {"queue": queue, "account": account, "state": state, "limit": limit,
             "token": params.get("page_token") or None}

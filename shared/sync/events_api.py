@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.accounts.repository import AccountRepository
-from shared.api import RequestError
+from shared.api import RequestError, query_whole
 from shared.context import Services
 from shared.http import HttpResult, json_result
 from shared.store.ports import MAILBOX, Row
@@ -52,7 +52,7 @@ class Range:
 async def list_events(services: Services, account_id: str, params: Mapping[str, str]) -> HttpResult:
     try:
         window = parse_range(params)
-        limit = _limit(params.get("limit"))
+        limit = query_whole(params, "limit", default=DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
         calendar = params.get("calendar") or None
         week, after = _page(params.get("page"))
         if await AccountRepository(services.tables).get(account_id) is None:
@@ -172,14 +172,6 @@ def _instant(value: str | None, name: str) -> datetime:
     if parsed.tzinfo is None:
         raise RequestError(400, "invalid_field", f"{name} needs a zone (Z or an offset)", name)
     return parsed.astimezone(UTC)
-
-
-def _limit(value: str | None) -> int:
-    if not value:
-        return DEFAULT_LIMIT
-    if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
-        raise RequestError(400, "invalid_field", f"limit must be a whole number from 1 to {MAX_LIMIT}", "limit")
-    return int(value)
 
 
 def _token(bucket: str, after: str) -> str:

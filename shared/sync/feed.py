@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.accounts.repository import AccountRepository
-from shared.api import RequestError
+from shared.api import RequestError, query_whole
 from shared.context import Services
 from shared.http import HttpResult, json_result
 from shared.store.ports import MAILBOX, Row, TableOp
@@ -33,8 +33,8 @@ TRIM_CHUNK = 99  # rows per fenced transaction (with the lease row)
 
 async def read_changes(services: Services, account_id: str, params: Mapping[str, str]) -> HttpResult:
     try:
-        cursor = _whole(params.get("cursor"), "cursor", default=0, low=0)
-        limit = _whole(params.get("limit"), "limit", default=DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
+        cursor = query_whole(params, "cursor", default=0, low=0)
+        limit = query_whole(params, "limit", default=DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
         if await AccountRepository(services.tables).get(account_id) is None:
             raise RequestError(404, "account_not_found", "no such account", "account")
         lease = await MailboxLease(services, account_id).read()
@@ -80,15 +80,6 @@ async def trim_feed(services: Services, holder: LeaseHolder, taken: LeaseState) 
     if old:
         floor = int(old[-1][len(FEED_PREFIX):]) + 1
     return {"feed_floor": floor, "feed_trimmed_at": now}
-
-
-def _whole(value: str | None, name: str, *, default: int, low: int, high: int | None = None) -> int:
-    if value is None or value == "":
-        return default
-    if not value.isdigit() or int(value) < low or (high is not None and int(value) > high):
-        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise RequestError(400, "invalid_field", f"{name} must be a whole number {bounds}", name)
-    return int(value)
 
 
 def _iso_second(value: Any) -> str | None:
