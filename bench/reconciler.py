@@ -124,16 +124,13 @@ async def timer_cost(bench: Bench, accounts: int) -> None:
 
 async def naive_timer(services: Any, interval: float) -> list[str]:
     """The timer without an index: every account row, then every lease row."""
-    from shared.accounts.model import Account, Status
-    from shared.store.ports import ACCOUNTS, MAILBOX
+    from shared.accounts.repository import AccountRepository
+    from shared.store.ports import MAILBOX
     from shared.sync.mailbox import LEASE, LeaseState
 
     due: list[str] = []
     now = services.clock()
-    async for row in services.tables.scan(ACCOUNTS):
-        if row.row != "" or row.get("status") not in {s.value for s in Status}:
-            continue
-        account = Account.from_row(row)
+    async for account in AccountRepository(services.tables).every_account():
         if not account.rules.runs_inbound_sync:
             continue
         lease = LeaseState.from_row(await services.tables.get(MAILBOX, account.account, LEASE))

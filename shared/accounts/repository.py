@@ -9,6 +9,7 @@ partition holds application-wide state such as the alarm.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import replace
 
 from shared.accounts.model import (
@@ -40,6 +41,14 @@ class AccountRepository:
     async def get(self, account: str) -> Account | None:
         row = await self._store.get(ACCOUNTS, account, ACCOUNT_ROW)
         return Account.from_row(row) if row is not None else None
+
+    async def every_account(self) -> AsyncIterator[Account]:
+        """Every account, read by a scan of the table (the index, generation and application rows skipped):
+        for daily passes of the timer, never a request path."""
+        statuses = {s.value for s in Status}
+        async for row in self._store.scan(ACCOUNTS):
+            if row.row == ACCOUNT_ROW and row.get("status") in statuses:
+                yield Account.from_row(row)
 
     async def find_by_mailbox(self, tenant: str, user: str) -> Account | None:
         """The account of a mailbox that is not disconnected, if any (a disconnected account is

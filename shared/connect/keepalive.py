@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 
-from shared.accounts.model import Account, Status, TokenUse
+from shared.accounts.model import Account, TokenUse
 from shared.accounts.outbox import owe
 from shared.accounts.repository import AccountRepository
 from shared.auth.credential import TokenBroker
@@ -43,10 +43,14 @@ class KeepAlive:
     min_days_left: int | None = None
 
 
+def last_use(account: Account) -> float:
+    """When the refresh token was last used: its last refresh, or the consent that issued it."""
+    return account.last_token_refresh or account.consented_at
+
+
 def days_left(account: Account, now: float) -> int:
-    """Whole days before the refresh token's inactivity limit, from its last use (or the consent)."""
-    used = account.last_token_refresh or account.consented_at
-    return max(0, INACTIVITY_DAYS - int((now - used) // 86400))
+    """Whole days before the refresh token's inactivity limit."""
+    return max(0, INACTIVITY_DAYS - int((now - last_use(account)) // 86400))
 
 
 async def keep_tokens_alive(services: Services, broker: TokenBroker) -> KeepAlive:
@@ -59,13 +63,11 @@ async def keep_tokens_alive(services: Services, broker: TokenBroker) -> KeepAliv
     accounts = refreshed = failed = 0
     lowest: int | None = None
     more_left = False
-    async for row in services.tables.scan(ACCOUNTS):
-        account = _live_account(row)
-        if account is None:
+    async for account in repo.every_account():
+        if account.rules.token_use is not TokenUse.FULL:
             continue
         accounts += 1
-        used = account.last_token_refresh or account.consented_at
-        if now - used >= idle_after:
+        if now - last_use(account) >= idle_after:
             if refreshed + failed >= MAX_REFRESHES_PER_RUN:
                 more_left = True
             elif await _refresh(services, broker, account):
@@ -104,11 +106,3 @@ async def _refresh(services: Services, broker: TokenBroker, account: Account) ->
         return False
     await services.journal.record(account.account, JournalEntry("keepalive", "ok", stage="refresh"))
     return True
-
-
-def _live_account(row: Row) -> Account | None:
-    """An account's own row (not an index, generation or application row) whose status uses its token."""
-    if row.row != "" or row.get("status") not in {s.value for s in Status}:
-        return None
-    account = Account.from_row(row)
-    return account if account.rules.token_use is TokenUse.FULL else None

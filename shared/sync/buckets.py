@@ -28,7 +28,7 @@ def bucket_names(start: str | None, end: str | None) -> list[str]:
         return [LONG]
     # The end is exclusive: an event ending at Monday 00:00 does not touch that week.
     last = max(first, last - timedelta(microseconds=1))
-    monday = _monday(first)
+    monday = monday_of(first)
     names: list[str] = []
     while monday <= last:
         if len(names) == MAX_BUCKETS:
@@ -42,6 +42,7 @@ def bucket_key(bucket: str, calendar: str, event_id: str) -> str:
     return f"{PREFIX}{bucket}:{calendar}:{event_id}"
 
 
-def _monday(moment: datetime) -> datetime:
+def monday_of(moment: datetime) -> datetime:
+    """Midnight UTC of the Monday of ``moment``'s week: the start of its bucket."""
     day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
     return day - timedelta(days=day.weekday())

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared.accounts.repository import APP_PARTITION
 from shared.context import Services
 from shared.errors import RowNotFound, StorageConflict
 from shared.ops.journal import JournalEntry
 from shared.store.ports import ACCOUNTS, SUBSCRIPTIONS, Row
 
-APP_PARTITION = "_app"   # the accounts table's application-wide rows (shared/accounts/repository.py)
 TOTAL_ROW = "drift"
 WRITE_ATTEMPTS = 5
 

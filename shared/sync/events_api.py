@@ -27,7 +27,7 @@ from shared.api import RequestError, query_whole
 from shared.context import Services
 from shared.http import HttpResult, json_result
 from shared.store.ports import MAILBOX, Row
-from shared.sync.buckets import LONG, PREFIX
+from shared.sync.buckets import LONG, PREFIX, monday_of
 from shared.sync.mailbox import event_key
 from shared.sync.window import instant
 
@@ -128,8 +128,7 @@ async def _events(services: Services, account: str, keys: list[tuple[str, str, s
 
 def week_buckets(window: Range) -> list[str]:
     """The ``long`` range first (events longer than the weeks' rows hold), then each week the range touches."""
-    monday = (window.start - timedelta(days=window.start.weekday())).replace(hour=0, minute=0, second=0,
-                                                                              microsecond=0)
+    monday = monday_of(window.start)
     weeks = [LONG]
     while monday < window.end:
         weeks.append(monday.strftime("%Y-%m-%d"))
@@ -145,8 +144,7 @@ def _home_bucket(start: str | None, window: Range) -> str | None:
     first = moment(start)
     if first is None:
         return None
-    first = max(first, window.start)
-    return (first - timedelta(days=first.weekday())).strftime("%Y-%m-%d")
+    return monday_of(max(first, window.start)).strftime("%Y-%m-%d")
 
 
 # --- parameters --------------------------------------------------------------------------------------

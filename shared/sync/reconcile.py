@@ -21,14 +21,14 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from shared.accounts.model import Account, Status
+from shared.accounts.model import Account
 from shared.accounts.repository import AccountRepository
 from shared.accounts.status import degraded_reasons, poison_reason
 from shared.context import Services
 from shared.errors import StorageConflict
 from shared.messages import Sync
 from shared.store.fanout import send_all, spread_delay
-from shared.store.ports import ACCOUNTS, MAILBOX, Row
+from shared.store.ports import MAILBOX, Row
 from shared.sync.due import BUCKET_SECONDS, arm, bucket_start, due_partition
 from shared.sync.mailbox import LEASE, LeaseState
 
@@ -132,11 +132,7 @@ async def _drop(services: Services, row: Row) -> None:
 
 async def _arm_every_live_account(services: Services, now: float) -> int:
     """A first run: every account whose status syncs gets a row now (one pass over the accounts table)."""
-    live: list[str] = []
-    async for row in services.tables.scan(ACCOUNTS):
-        account = _account_row(row)
-        if account is not None and account.rules.runs_inbound_sync:
-            live.append(account.account)
+    live = [a.account async for a in AccountRepository(services.tables).every_account() if a.rules.runs_inbound_sync]
     await _arm_all(services, live, now, services.settings.reconcile_interval_minutes * 60)
     return len(live)
 
@@ -151,10 +147,3 @@ async def _arm_all(services: Services, accounts: Sequence[str], now: float, spre
             await arm(services.tables, account, now + spread_delay(account, spread))
 
     await asyncio.gather(*(one(a) for a in accounts))
-
-
-def _account_row(row: Row) -> Account | None:
-    """An account's own row among the table's index, generation and application rows."""
-    if row.row != "" or row.get("status") not in {s.value for s in Status}:
-        return None
-    return Account.from_row(row)
