@@ -4,8 +4,8 @@ the SaaS selects (``GET`` and ``PUT /api/accounts/{account}/calendars``, functio
 Rows ``calendars / {account} / {calendar id}``: ``primary``, ``owner``, ``name``, ``sync``. Each synced
 calendar has its own cursor and round (shared/sync/rounds.py); an event that moves between two synced
 calendars is reported ``moved`` (with ``to``) by the one it left and ``created`` by the other. A calendar
-deselected stops syncing, and at its next round its stored events go with one ``left_calendar`` feed row
-each (the SaaS no longer hears of them). Only the primary calendar has a subscription unless
+deselected stops syncing (``drop`` on its row), and at the next round its stored events go with one
+``left_calendar`` feed row each (the SaaS no longer hears of them). Only the primary calendar has a subscription unless
 ``PER_CALENDAR_SUBSCRIPTIONS`` (the per-calendar resource is undocumented); without it a selected calendar's
 changes arrive with the reconciler's round, within ``RECONCILE_INTERVAL_MINUTES``.
 
@@ -38,6 +38,13 @@ DROP_CHUNK = 20  # events per fenced transaction when a deselected calendar's ev
 
 async def synced_calendars(services: Services, source: DeltaSource, account: Account) -> list[CalendarRef]:
     """The primary calendar first (asked of Graph once and kept), then each selected one."""
+    return (await calendars_to_sync(services, source, account))[0]
+
+
+async def calendars_to_sync(services: Services, source: DeltaSource,
+                            account: Account) -> tuple[list[CalendarRef], list[str]]:
+    """One read of the account's calendar rows: the calendars to sync (primary first), and those deselected
+    whose stored events are still to go (``drop``, set by the ``PUT`` that deselected them)."""
     user = account.identity.user
     address = account.identity.mailbox or account.identity.username or None
     rows = [row async for row in services.tables.query(CALENDARS, account.account)]
@@ -48,17 +55,9 @@ async def synced_calendars(services: Services, source: DeltaSource, account: Acc
         await services.tables.upsert(CALENDARS, primary)
     others = sorted((r for r in rows if not r.get("primary") and r.get("sync")), key=lambda r: r.row)
     # An owned calendar: the mailbox's user reads it with their own token.
-    return [CalendarRef(user, r.row, primary=r is primary, owner=str(r.get("owner") or address or "") or None,
-                        acting_user=user) for r in (primary, *others)]
-
-
-async def deselected_with_data(services: Services, account: str) -> list[str]:
-    """Calendars no longer synced whose cursor (and so perhaps events) is still stored."""
-    found = []
-    async for row in services.tables.query(CALENDARS, account):
-        if not row.get("sync") and await services.tables.get(MAILBOX, account, cursor_key(row.row)) is not None:
-            found.append(row.row)
-    return found
+    synced = [CalendarRef(user, r.row, primary=r is primary, owner=str(r.get("owner") or address or "") or None,
+                          acting_user=user) for r in (primary, *others)]
+    return synced, sorted(r.row for r in rows if not r.get("sync") and r.get("drop"))
 
 
 async def drop_calendar(services: Services, holder: LeaseHolder, calendar: str) -> int:
@@ -80,7 +79,9 @@ async def drop_calendar(services: Services, holder: LeaseHolder, calendar: str) 
         writes.append(EventWrite(ops, feed))
     for start in range(0, len(writes), DROP_CHUNK):
         await holder.commit(writes[start:start + DROP_CHUNK])
-    await holder.commit([], [TableOp.delete(account, cursor_key(calendar))])
+    if await services.tables.get(MAILBOX, account, cursor_key(calendar)) is not None:
+        await holder.commit([], [TableOp.delete(account, cursor_key(calendar))])
+    await services.tables.merge(CALENDARS, Row(account, calendar, {"drop": False}))
     return sum(1 for w in writes if w.feed is not None)
 
 
@@ -110,10 +111,15 @@ async def select_calendars(services: Services, source: DeltaSource, account_id: 
             raise RequestError(400, "invalid_field", f"not a calendar this mailbox owns: {unknown[0]}", "calendars")
     except RequestError as exc:
         return exc.result()
-    primary = (await synced_calendars(services, source, account))[0].id
+    current = await synced_calendars(services, source, account)
+    primary = current[0].id
     chosen = set(wanted) | {primary}
+    # A calendar that synced (or still had its events to drop) and is left out now: its events go.
+    dropping = {c.id for c in current} | {r.row async for r in services.tables.query(CALENDARS, account.account)
+                                          if r.get("drop")}
     rows = [TableOp.upsert(Row(account.account, c.id, {"primary": c.id == primary, "owner": c.owner,
-                                                       "name": c.name, "sync": c.id in chosen}))
+                                                       "name": c.name, "sync": c.id in chosen,
+                                                       "drop": c.id in dropping and c.id not in chosen}))
             for c in offered.values()]
     await services.tables.bulk_write(CALENDARS, rows)
     await services.queue.send(Sync(account=account.account, reason="manual"))  # new calendars start now

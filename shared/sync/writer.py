@@ -27,7 +27,7 @@ from shared.context import Services
 from shared.messages import Message, Sync
 from shared.ops.journal import JournalEntry, Outcome
 from shared.ops.logging import log_context
-from shared.sync.calendars import deselected_with_data, drop_calendar, synced_calendars
+from shared.sync.calendars import calendars_to_sync, drop_calendar
 from shared.sync.drift import count_drift
 from shared.sync.feed import trim_feed
 from shared.sync.gate import admit
@@ -154,11 +154,11 @@ class EventWriter:
         settings = self.services.settings
         deadline = time.monotonic() + settings.slice_max_seconds
         pages_left = settings.slice_max_pages
-        for dropped in await deselected_with_data(self.services, account.account):
+        calendars, to_drop = await calendars_to_sync(self.services, self.source, account)
+        for dropped in to_drop:
             gone = await drop_calendar(self.services, holder, dropped)
             await self._journal(account, "ok", f"calendar {dropped} no longer synced: {gone} events left_calendar",
                                 {"left_calendar": gone})
-        calendars = await synced_calendars(self.services, self.source, account)
         total = SliceResult(True, 0, 0, 0, 0, None)
         primary_found = 0
         for calendar in calendars:
